@@ -1,0 +1,62 @@
+"""Color spaces as the networks see them: everything in [-1, 1].
+
+* RGB: ``x * 2 - 1`` for x in [0, 1].
+* Lab (kornia, D65): ``L / 50 - 1`` and ``ab / 110``, as pix2pix-tensorflow
+  does, so L and ab land in about [-1, 1].
+* Colorization: A is the scaled L channel (1 channel), B the scaled ab
+  channels (2 channels); outputs are recombined with the input L.
+
+All functions take (C, H, W) or (N, C, H, W) float tensors.
+"""
+from __future__ import annotations
+
+import torch
+from kornia.color import lab_to_rgb, rgb_to_lab
+
+
+def rgb_to_net(rgb: torch.Tensor) -> torch.Tensor:
+    """RGB in [0, 1] -> [-1, 1]."""
+    return rgb * 2.0 - 1.0
+
+
+def net_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] -> RGB (or gray) in [0, 1], clamped."""
+    return ((x + 1.0) * 0.5).clamp(0.0, 1.0)
+
+
+def rgb_to_lab_net(rgb: torch.Tensor) -> torch.Tensor:
+    """RGB in [0, 1], (..., 3, H, W) -> scaled Lab (L/50-1, a/110, b/110)."""
+    lab = rgb_to_lab(rgb)
+    L, ab = lab[..., :1, :, :], lab[..., 1:, :, :]
+    return torch.cat([L / 50.0 - 1.0, ab / 110.0], dim=-3)
+
+
+def lab_net_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    """Scaled Lab (..., 3, H, W) -> RGB in [0, 1] (clamped; out-of-gamut colors are clipped)."""
+    L = (x[..., :1, :, :].clamp(-1.0, 1.0) + 1.0) * 50.0
+    ab = x[..., 1:, :, :] * 110.0
+    return lab_to_rgb(torch.cat([L, ab], dim=-3), clip=True).clamp(0.0, 1.0)
+
+
+def split_l_ab(lab_net: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scaled Lab -> (L (…,1,H,W), ab (…,2,H,W))."""
+    return lab_net[..., :1, :, :], lab_net[..., 1:, :, :]
+
+
+def merge_l_ab(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    """(scaled L, scaled ab) -> RGB in [0, 1]."""
+    return lab_net_to_rgb(torch.cat([L, ab], dim=-3))
+
+
+def encode(rgb: torch.Tensor, color: str) -> torch.Tensor:
+    """RGB (or gray, 1 channel) in [0, 1] -> the network's [-1, 1] space for ``color``."""
+    if color == "lab":
+        return rgb_to_lab_net(rgb)
+    return rgb_to_net(rgb)
+
+
+def decode(x: torch.Tensor, color: str) -> torch.Tensor:
+    """The network's [-1, 1] space -> RGB (or gray) in [0, 1]."""
+    if color == "lab" and x.shape[-3] == 3:
+        return lab_net_to_rgb(x)
+    return net_to_rgb(x)

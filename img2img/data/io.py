@@ -1,0 +1,109 @@
+"""Finding and decoding image files, with one-line errors that name the file."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+# Refuse absurd images rather than exhausting memory (PIL's own guard is a warning).
+Image.MAX_IMAGE_PIXELS = 16384 * 16384
+
+
+class DataError(ValueError):
+    """A problem with the user's data; the message names the file and fits on one line."""
+
+
+def is_image(path: str | Path) -> bool:
+    return str(path).lower().endswith(IMAGE_EXTENSIONS)
+
+
+def list_images(root: str | Path) -> list[Path]:
+    """All image files under ``root`` (recursive, sorted, hidden files skipped)."""
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"{root}: no such file or directory")
+    if root.is_file():
+        if not is_image(root):
+            raise DataError(f"{root}: not an image file (expected one of {', '.join(IMAGE_EXTENSIONS)})")
+        return [root]
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        out += [Path(dirpath) / f for f in sorted(filenames) if not f.startswith(".") and is_image(f)]
+    return out
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) from the header only, EXIF orientation applied; DataError if unreadable."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            orientation = im.getexif().get(0x0112, 1)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise DataError(f"{path}: cannot read image ({_reason(e)})") from None
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
+def load_image(path: str | Path, channels: int = 3) -> np.ndarray:
+    """Decode ``path`` to a uint8 array (H, W, channels), channels 1 or 3.
+
+    EXIF orientation is applied; gray, RGBA (composited on white), palette,
+    CMYK and 16-bit images are converted.  Raises DataError naming the file.
+    """
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            im.load()
+            rgb = to_rgb(im)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise DataError(f"{path}: cannot decode image ({_reason(e)})") from None
+    if channels == 1:
+        return np.asarray(rgb.convert("L"))[:, :, None]
+    return np.asarray(rgb)
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """Any PIL image -> 8-bit RGB.  Transparency is composited on white."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(im, dtype=np.float64)
+        scale = 257.0 if arr.max() > 255 else 1.0
+        im = Image.fromarray(np.clip(arr / scale, 0, 255).astype(np.uint8), "L")
+    elif im.mode == "F":
+        arr = np.asarray(im, dtype=np.float64)
+        arr = arr * 255.0 if arr.max() <= 1.0 else arr
+        im = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L")
+    if im.mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "RGBa"):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return im.convert("RGB")
+
+
+def save_image(array: np.ndarray, path: str | Path) -> None:
+    """Write a uint8 (H, W, 3|1) array atomically (a temp file renamed into place)."""
+    from ..checkpoint import atomic_path
+    path = Path(path)
+    arr = array[:, :, 0] if array.ndim == 3 and array.shape[2] == 1 else array
+    with atomic_path(path) as tmp:
+        Image.fromarray(arr).save(tmp, format=_pil_format(path))
+
+
+def _pil_format(path: Path) -> str:
+    ext = path.suffix.lower()
+    return {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".webp": "WEBP",
+            ".tif": "TIFF", ".tiff": "TIFF"}.get(ext, "PNG")
+
+
+def _reason(e: BaseException) -> str:
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if isinstance(e, UnidentifiedImageError):
+        return "not a recognised image format"
+    if isinstance(e, PermissionError):
+        return "permission denied"
+    return msg[:200]

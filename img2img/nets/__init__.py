@@ -1,0 +1,7 @@
+"""Pure networks: no optimisers, no losses, no file I/O."""
+from .init import init_weights
+from .norm import BatchNorm2d, set_norm_stats
+from .patchgan import PatchDiscriminator
+from .unet import UNetGenerator
+
+__all__ = ["BatchNorm2d", "PatchDiscriminator", "UNetGenerator", "init_weights", "set_norm_stats"]
