@@ -121,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
          help="write latest.pt every N steps (0: once per epoch)")
     _add(g, "--no-progress", dest="progress", action="store_false", help="no progress bar")
     t.set_defaults(func=cmd_train)
+
+    # Other sub-commands: one _add_<name>_parser(sub) function each, called here.
     return p
 
 
