@@ -203,8 +203,8 @@ class PairedDataset(Dataset):
 
     # -- tensors ------------------------------------------------------------
     def to_tensors(self, a: np.ndarray, b: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        ta = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float().div_(255.0)
-        tb = torch.from_numpy(np.ascontiguousarray(b)).permute(2, 0, 1).float().div_(255.0)
+        ta = torch.from_numpy(np.array(a)).permute(2, 0, 1).float().div_(255.0)
+        tb = torch.from_numpy(np.array(b)).permute(2, 0, 1).float().div_(255.0)
         if self.colorization:
             L, ab = colorlib.split_l_ab(colorlib.rgb_to_lab_net(tb))
             return L, ab
