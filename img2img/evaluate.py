@@ -1,0 +1,204 @@
+"""Evaluation on held-out pairs: mean L1, PSNR and SSIM, an HTML page and results.json.
+
+Each pair's input is translated exactly as ``img2img translate`` would
+(same policy, same output at the input's size); then the output and the
+target are both resized to the model's size (``image_size``², e.g. 256² for
+a 256 model) and compared as RGB in [0, 1]:
+
+* ``l1``   -- mean absolute difference (lower is better);
+* ``psnr`` -- kornia's PSNR in dB with max value 1 (higher is better; an exact
+  match is capped at 100 dB so the JSON stays finite);
+* ``ssim`` -- kornia's SSIM, 11x11 Gaussian window, averaged over the image
+  and the channels (higher is better, 1 is identical).
+
+The means are plain averages of the per-pair figures.  The folder ``out``
+receives ``results.json`` (``l1``, ``psnr``, ``ssim`` means and one entry per
+pair under ``pairs``), ``index.html`` (one row per pair: input, output and
+target thumbnails with the three figures; the means at the top) and the
+thumbnails under ``images/``.
+"""
+from __future__ import annotations
+
+import html
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .checkpoint import atomic_write_text
+from .config import ConfigError
+from .data.io import DataError
+from .data.paired import PairedDataset
+from .translate import Translator, _as_list, _first_line, _to_float, resize_rgb, save_rgb, to_uint8
+
+PSNR_CAP = 100.0
+
+
+def pair_metrics(output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """L1, PSNR (dB, max value 1) and SSIM (11x11) of two RGB images (3, H, W) in [0, 1]."""
+    from kornia.metrics import psnr, ssim
+    o, t = output[None].float(), target[None].float()
+    mse = float(torch.mean((o - t) ** 2))
+    p = PSNR_CAP if mse <= 10 ** (-PSNR_CAP / 10) else float(psnr(o, t, 1.0))
+    return {"l1": float((o - t).abs().mean()), "psnr": p, "ssim": float(ssim(o, t, 11, max_val=1.0).mean())}
+
+
+class _RawPairs(Dataset):
+    """(input, target) uint8 arrays of each pair, direction applied; errors as items."""
+
+    def __init__(self, ds: PairedDataset):
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int) -> dict:
+        try:
+            a, b = self.ds.raw(i)
+        except DataError as e:
+            return {"index": i, "error": str(e)}
+        except Exception as e:  # noqa: BLE001
+            return {"index": i, "error": f"{self.ds.pairs[i].a}: cannot decode ({_first_line(e)})"}
+        return {"index": i, "input": torch.from_numpy(np.ascontiguousarray(a)),
+                "target": torch.from_numpy(np.ascontiguousarray(b))}
+
+
+def evaluate(model: str | Path | Translator, pairs: str | Path, out: str | Path, *, direction: str | None = None,
+             device: str = "auto", policy: str = "resize", batch_size: int = 8, workers: int = 2,
+             overwrite: bool = False, progress: bool = True, title: str | None = None) -> dict:
+    """Translate the pairs under ``pairs`` and score them; write ``out/index.html`` and ``out/results.json``.
+
+    ``direction`` defaults to the one the model was trained with.  Bad pairs
+    are left out and listed under ``"skipped"``.  Returns the results dict.
+    """
+    from tqdm import tqdm
+    pairs, out = Path(pairs), Path(out)
+    if direction is not None and direction not in ("AtoB", "BtoA"):
+        raise ConfigError(f"direction must be AtoB or BtoA, got {direction!r}")
+    if pairs.exists():
+        src, dst = pairs.resolve(), out.resolve()
+        if dst == src or src in dst.parents:
+            raise ConfigError(f"{out}: the report folder is inside the data folder {pairs}; choose another --out")
+    existing = [p for p in (out / "index.html", out / "results.json") if p.exists()]
+    if existing and not overwrite:
+        raise ConfigError(f"{existing[0]}: exists; choose another --out or pass --overwrite")
+    tr = model if isinstance(model, Translator) else Translator.load(
+        model, device=device, policy=policy, batch_size=batch_size)
+    cfg = tr.cfg
+    direction = direction or cfg.data.direction
+    ds = PairedDataset(pairs, direction=direction, input_nc=3, output_nc=3, colorization=cfg.data.colorization,
+                       skip_bad=True, cache=False, train=False, load_size=tr.size, crop_size=tr.size,
+                       flip=False)
+    skipped = list(ds.scan.skipped)
+    for msg in skipped:
+        print(f"warning: {msg}; skipped", file=sys.stderr)
+    size = (tr.size, tr.size)
+    gray_out = cfg.model.output_nc == 1 and not cfg.data.colorization
+    workers = max(0, min(workers, len(ds) // max(1, tr.batch_size)))
+    loader = DataLoader(_RawPairs(ds), batch_size=tr.batch_size, num_workers=workers, collate_fn=_as_list)
+    entries: list[dict] = []
+    start = time.monotonic()
+    with tqdm(total=len(ds), desc="eval", unit="pair", disable=not progress, dynamic_ncols=True,
+              file=sys.stderr) as bar:
+        for items in loader:
+            good = []
+            for it in items:
+                if "error" in it:
+                    skipped.append(it["error"])
+                    bar.write(f"warning: {it['error']}; skipped", file=sys.stderr)
+                else:
+                    good.append(it)
+            bar.update(len(items) - len(good))
+            if not good:
+                continue
+            inputs = [_to_float(it["input"].numpy()) for it in good]
+            outputs = tr.translate_tensors(inputs)
+            for it, x, y in zip(good, inputs, outputs):
+                t = _to_float(it["target"].numpy())
+                if gray_out:
+                    t = _luma3(t)
+                name = ds.pairs[it["index"]].name
+                thumbs = {k: resize_rgb(v, size) for k, v in (("input", x), ("output", y), ("target", t))}
+                entry = {"name": name, **pair_metrics(thumbs["output"], thumbs["target"])}
+                stem = Path(name).with_suffix("")
+                for k, v in thumbs.items():
+                    rel = Path("images") / f"{stem}_{k}.png"
+                    save_rgb(to_uint8(v), out / rel)
+                    entry[k] = rel.as_posix()
+                entries.append(entry)
+            bar.update(len(good))
+    if not entries:
+        raise DataError(f"{pairs}: no pair could be evaluated ({len(skipped)} skipped)")
+    entries.sort(key=lambda e: _natural(e["name"]))
+    results = {
+        "model": tr.source, "backend": tr.backend.name, "data": str(pairs), "direction": direction,
+        "policy": tr.policy, "size": tr.size, "count": len(entries),
+        **{k: float(np.mean([e[k] for e in entries])) for k in ("l1", "psnr", "ssim")},
+        "seconds": round(time.monotonic() - start, 3),
+        "skipped": skipped, "pairs": entries,
+    }
+    atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
+    atomic_write_text(out / "index.html", render_html(results, title))
+    return results
+
+
+def _luma3(rgb: torch.Tensor) -> torch.Tensor:
+    g = rgb[0:1] * 0.299 + rgb[1:2] * 0.587 + rgb[2:3] * 0.114
+    return g.expand(3, -1, -1)
+
+
+def _natural(name: str) -> list:
+    import re
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def render_html(results: dict, title: str | None = None) -> str:
+    """A self-contained page: the means, then one row per pair (input | output | target, L1, PSNR, SSIM)."""
+    esc = html.escape
+    title = title or f"img2img eval: {Path(results['model']).name} on {results['data']}"
+    thumb = min(192, results["size"])
+
+    def img(src: str) -> str:
+        return f'<a href="{esc(src)}"><img src="{esc(src)}" width="{thumb}" height="{thumb}" loading="lazy"></a>'
+
+    rows = "\n".join(
+        f"<tr><td class=name>{esc(e['name'])}</td><td>{img(e['input'])}</td><td>{img(e['output'])}</td>"
+        f"<td>{img(e['target'])}</td><td class=num>{e['l1']:.4f}</td><td class=num>{e['psnr']:.2f}</td>"
+        f"<td class=num>{e['ssim']:.4f}</td></tr>" for e in results["pairs"])
+    skipped = ""
+    if results["skipped"]:
+        items = "".join(f"<li>{esc(s)}</li>" for s in results["skipped"])
+        skipped = f"<details><summary>{len(results['skipped'])} pair(s) skipped</summary><ul>{items}</ul></details>"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 1.5em; }}
+table {{ border-collapse: collapse; }}
+td, th {{ padding: 4px 8px; border-bottom: 1px solid #ddd; vertical-align: middle; }}
+td.num, th.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
+td.name {{ font-family: monospace; }}
+.means td {{ font-size: 1.2em; font-weight: bold; }}
+img {{ image-rendering: auto; display: block; }}
+</style></head><body>
+<h1>{esc(title)}</h1>
+<p>model <code>{esc(str(results['model']))}</code> ({esc(results['backend'])}), data <code>{esc(results['data'])}</code>,
+direction {esc(results['direction'])}, policy {esc(results['policy'])}; {results['count']} pair(s) compared at
+{results['size']}&times;{results['size']} as RGB in [0, 1]; PSNR and SSIM from kornia.</p>
+<table class=means><tr><th>mean L1 &darr;</th><th>mean PSNR (dB) &uarr;</th><th>mean SSIM &uarr;</th></tr>
+<tr><td class=num>{results['l1']:.4f}</td><td class=num>{results['psnr']:.2f}</td>
+<td class=num>{results['ssim']:.4f}</td></tr></table>
+{skipped}
+<table>
+<tr><th>pair</th><th>input</th><th>output</th><th>target</th><th class=num>L1</th><th class=num>PSNR</th>
+<th class=num>SSIM</th></tr>
+{rows}
+</table>
+</body></html>
+"""
+
+
+__all__ = ["evaluate", "pair_metrics", "render_html"]

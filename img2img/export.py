@@ -1,0 +1,209 @@
+"""ONNX export of a generator, and the parity check against PyTorch.
+
+The exported graph is self-contained:
+
+* pix2pix: input ``image`` (N, 3, H, W) float32 RGB in [0, 1] -> output
+  ``output`` (N, 3, H, W) RGB in [0, 1].  The color handling the model was
+  trained with is inside the graph (RGB -> Lab in and Lab -> RGB out for Lab
+  models; for colorization the L of the input is taken in and recombined
+  with the predicted ab; gray conversion for 1-channel models).  N, H and W
+  are dynamic; H and W must be multiples of 2^depth (``size_multiple`` in
+  the metadata) -- ``img2img translate model.onnx ...`` resizes or pads for
+  you, exactly as with the PyTorch model.
+* DCGAN / MLP GAN: input ``z`` (N, z_dim) noise -> output ``image``
+  (N, 3, S, S) RGB in [0, 1]; N is dynamic.
+
+Inference behaviour matches :class:`img2img.Translator`'s torch path: the
+U-Net's BatchNorm normalises each image by its own statistics
+(``InstanceNormalization``), dropout is off; DCGAN BatchNorm uses its stored
+statistics.  The model's metadata holds the img2img config (JSON), the opset,
+the input kind and the measured parity.
+
+Every export is verified before the file appears: ONNX Runtime and PyTorch
+run the same inputs (two batch sizes and two spatial sizes) and the maximum
+absolute difference must be at most ``atol`` (1e-4), otherwise
+:class:`ExportError` is raised and nothing is written.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import atomic_path
+from .config import ConfigError, RunConfig
+from .translate import ONNX_CONFIG_KEY, NoiseGenerator, RGBGenerator
+
+DEFAULT_OPSET = 18
+EXPORTERS = ("dynamo", "torchscript")
+
+
+class ExportError(RuntimeError):
+    """The export failed or its output does not match PyTorch (one-line message)."""
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    opset: int
+    max_abs_diff: float
+    checked: list[tuple[int, ...]] = field(default_factory=list)   # input shapes compared
+    exporter: str = "dynamo"
+    notes: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        shapes = ", ".join("x".join(map(str, s)) for s in self.checked)
+        return (f"wrote {self.path} (opset {self.opset}, {self.exporter} exporter); onnxruntime vs torch: "
+                f"max abs diff {self.max_abs_diff:.3g} over inputs {shapes}")
+
+
+def wrap_generator(G: torch.nn.Module, cfg: RunConfig) -> torch.nn.Module:
+    """The generator as the self-contained function that is exported (eval mode, dropout off)."""
+    module = RGBGenerator(G, cfg) if cfg.model.kind == "pix2pix" else NoiseGenerator(G, cfg)
+    return module.eval()
+
+
+def example_inputs(cfg: RunConfig, seed: int = 0) -> list[torch.Tensor]:
+    """Inputs for the parity check: two batch sizes, and for pix2pix two spatial sizes."""
+    g = torch.Generator().manual_seed(seed)
+    m = cfg.model
+    if m.kind != "pix2pix":
+        return [torch.randn(4, m.z_dim, generator=g), torch.randn(1, m.z_dim, generator=g)]
+    s, k = m.image_size, 2 ** m.depth
+    return [torch.rand(2, 3, s, s, generator=g), torch.rand(1, 3, k * max(1, s // k // 2), s + k, generator=g)]
+
+
+def export_onnx(model: str | Path, out: str | Path, *, opset: int = DEFAULT_OPSET, atol: float = 1e-4,
+                verify: bool = True, overwrite: bool = False, exporter: str = "dynamo") -> ExportResult:
+    """Export the generator of ``model`` (run folder, model.pt or latest.pt) to ``out`` (.onnx).
+
+    Verifies the file with ONNX Runtime against PyTorch (max abs diff <= ``atol``)
+    before it is moved into place; raises :class:`ExportError` otherwise.
+    ``exporter``: ``"dynamo"`` (torch.export based, the default) or
+    ``"torchscript"`` (the legacy tracer: faster, deprecated by PyTorch); if the
+    dynamo exporter fails the legacy one is tried and a note says so.
+    """
+    from .gan.models import load_generator
+    out = Path(out)
+    if out.suffix.lower() != ".onnx":
+        raise ConfigError(f"{out}: the output file name must end in .onnx")
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out}: exists; pass --overwrite to replace it")
+    if exporter not in EXPORTERS:
+        raise ConfigError(f"exporter must be one of {', '.join(EXPORTERS)}, got {exporter!r}")
+    if not 7 <= opset <= 23:
+        raise ConfigError(f"opset must be between 7 and 23, got {opset}")
+    onnx, ort = _import_onnx()
+    G, cfg = load_generator(model, device="cpu")
+    module = wrap_generator(G, cfg)
+    inputs = example_inputs(cfg)
+    pix = cfg.model.kind == "pix2pix"
+    in_name, out_name = ("image", "output") if pix else ("z", "image")
+    result = ExportResult(out, opset, float("nan"), exporter=exporter)
+
+    with atomic_path(out) as tmp:
+        try:
+            _export(module, inputs[0], tmp, opset, in_name, out_name, pix, exporter)
+        except Exception as e:  # noqa: BLE001 - exporters raise many types
+            if exporter != "dynamo":
+                raise ExportError(f"{out}: ONNX export failed ({_first_line(e)})") from None
+            result.notes.append(f"the dynamo exporter failed ({_first_line(e)}); used the torchscript exporter")
+            result.exporter = "torchscript"
+            try:
+                _export(module, inputs[0], tmp, opset, in_name, out_name, pix, "torchscript")
+            except Exception as e2:  # noqa: BLE001
+                raise ExportError(f"{out}: ONNX export failed ({_first_line(e2)})") from None
+        proto = onnx.load(str(tmp))
+        actual_opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), opset)
+        result.opset = actual_opset
+        meta = {
+            ONNX_CONFIG_KEY: json.dumps(cfg.to_dict()),
+            "img2img_version": _version(),
+            "opset": str(actual_opset),
+            "kind": cfg.model.kind,
+            "input": "rgb" if pix else "noise",
+            "image_size": str(cfg.model.image_size),
+            "size_multiple": str(2 ** cfg.model.depth if pix else cfg.model.image_size),
+            "io": ("image: (N, 3, H, W) float32 RGB in [0, 1] -> output: (N, 3, H, W) RGB in [0, 1]" if pix else
+                   f"z: (N, {cfg.model.z_dim}) float32 {cfg.model.noise} noise -> image: (N, 3, S, S) RGB in [0, 1]"),
+            "inference": "BatchNorm per-sample statistics (U-Net), dropout off" if pix else
+                         "BatchNorm stored statistics, dropout off",
+        }
+        if verify:
+            result.max_abs_diff, result.checked = compare(module, proto.SerializeToString(), inputs, ort)
+            meta["parity_max_abs_diff"] = f"{result.max_abs_diff:.3g}"
+            if not result.max_abs_diff <= atol:
+                raise ExportError(f"{out}: onnxruntime and torch disagree by up to {result.max_abs_diff:.3g} "
+                                  f"(allowed {atol:g}); the file was not written")
+        for k, v in meta.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = k, v
+        proto.producer_name = "img2img"
+        onnx.save(proto, str(tmp))
+    return result
+
+
+def compare(module: torch.nn.Module, onnx_model: bytes | str | Path, inputs: list[torch.Tensor],
+            ort=None) -> tuple[float, list[tuple[int, ...]]]:
+    """(max abs difference between torch and onnxruntime over ``inputs``, the shapes compared)."""
+    ort = ort or _import_onnx()[1]
+    src = onnx_model if isinstance(onnx_model, bytes) else str(onnx_model)
+    session = ort.InferenceSession(src, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    worst, shapes = 0.0, []
+    for x in inputs:
+        with torch.inference_mode():
+            ref = module(x).float().numpy()
+        got = session.run(None, {name: x.numpy().astype(np.float32)})[0]
+        if got.shape != ref.shape:
+            raise ExportError(f"onnxruntime output shape {got.shape} differs from torch's {ref.shape} "
+                              f"for input {tuple(x.shape)}")
+        worst = max(worst, float(np.abs(got - ref).max()) if np.isfinite(got).all() else float("inf"))
+        shapes.append(tuple(x.shape))
+    return worst, shapes
+
+
+def _export(module, x, path: Path, opset: int, in_name: str, out_name: str, spatial: bool, exporter: str) -> None:
+    arg = "rgb" if spatial else "z"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")               # tracer and deprecation chatter
+        if exporter == "dynamo":
+            from torch.export import Dim
+            dims = {0: Dim.DYNAMIC, 2: Dim.DYNAMIC, 3: Dim.DYNAMIC} if spatial else {0: Dim.DYNAMIC}
+            prog = torch.onnx.export(module, (x,), None, input_names=[in_name], output_names=[out_name],
+                                     opset_version=opset, dynamo=True, dynamic_shapes={arg: dims},
+                                     external_data=False, verbose=False)
+            prog.save(str(path), external_data=False)
+        else:
+            axes = {0: "batch", 2: "height", 3: "width"} if spatial else {0: "batch"}
+            out_axes = {0: "batch", 2: "height", 3: "width"} if spatial else {0: "batch"}
+            torch.onnx.export(module, (x,), str(path), input_names=[in_name], output_names=[out_name],
+                              opset_version=opset, dynamo=False,
+                              dynamic_axes={in_name: axes, out_name: out_axes})
+
+
+def _import_onnx():
+    try:
+        import onnx
+        import onnxruntime
+    except ImportError:
+        raise ConfigError("ONNX export needs onnx, onnxruntime and onnxscript: pip install 'img2img[onnx]'") from None
+    return onnx, onnxruntime
+
+
+def _version() -> str:
+    from . import __version__
+    return __version__
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__
+
+
+__all__ = ["ExportError", "ExportResult", "compare", "example_inputs", "export_onnx",
+           "wrap_generator"]
