@@ -1,0 +1,179 @@
+"""Benchmarks: the machine's own matmul speed, the pix2pix training step, translation throughput.
+
+    python tools/bench.py [--json FILE] [--steps 8] [--images 16] [--skip-translate]
+
+Prints one table; every time is also given as a ratio to the machine's own
+float32 matrix-multiply speed measured in the same run, so figures from a busy
+or a different machine stay comparable.  Measured, in order:
+
+* ``matmul``: a 2048x2048 float32 matmul, GFLOP/s (the roofline used below);
+* ``train step``: one pix2pix step at 256x256, batch 1, U-Net ngf 64 + PatchGAN
+  ndf 64 (D update on real and fake pairs, G update through D), as img2img runs
+  it, and as the usual implementation runs it (the same networks with PyTorch's
+  default Adam); FLOPs counted with torch's FlopCounterMode;
+* ``translate``: a folder of 256x256 PNGs translated end to end (decode,
+  network, encode) by ``img2img translate`` with the torch and ONNX Runtime
+  backends, seconds per image;
+* peak resident memory of the process.
+
+Nothing is asserted: speed is measured here, never in the tests.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    t = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n ** 3 * repeats / (time.perf_counter() - t) / 1e9
+
+
+def make_pairs(folder: Path, n: int, size: int = 256) -> Path:
+    from PIL import Image
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        a = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+        Image.fromarray(np.concatenate([a, 255 - a], 1)).save(folder / f"{i}.png")
+    return folder
+
+
+def bench_train(pairs: Path, steps: int, fused: bool) -> dict:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from img2img.config import make_config
+    from img2img.data import collate
+    from img2img.gan import trainer as trainer_mod
+
+    orig = trainer_mod._fast_adam
+    if not fused:
+        trainer_mod._fast_adam = lambda: {}          # PyTorch's default Adam, as the usual implementation
+    try:
+        tr = trainer_mod.Trainer(make_config(pairs=str(pairs), out=tempfile.mkdtemp(), progress=False, device="cpu"))
+    finally:
+        trainer_mod._fast_adam = orig
+    batches = []
+    for i in range(4):
+        b = collate([tr.dataset[i % len(tr.dataset)]])
+        b.pop("errors")
+        batches.append(tr._to_device(b))
+    for i in range(2):
+        tr.train_step(batches[i])
+    with FlopCounterMode(display=False) as fc:
+        tr.train_step(batches[0])
+    flops = fc.get_total_flops()
+    times = []
+    for i in range(steps):
+        t = time.perf_counter()
+        tr.train_step(batches[i % 4])
+        times.append(time.perf_counter() - t)
+    return {"s_per_step": float(np.median(times)), "gflop_per_step": flops / 1e9}
+
+
+def g_forward_gflop() -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from img2img.nets import UNetGenerator
+    g = UNetGenerator().eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        g(torch.randn(1, 3, 256, 256))
+    return fc.get_total_flops() / 1e9
+
+
+def bench_translate(model: Path, onnx: Path | None, images: Path, out_root: Path, batch_size: int) -> dict:
+    from img2img.translate import translate_folder
+    res = {}
+    n = len(list(images.glob("*.png")))
+    for name, path in (("torch", model), ("onnxruntime", onnx)):
+        if path is None:
+            continue
+        out = out_root / f"{name}_{batch_size}"
+        t = time.perf_counter()
+        translate_folder(str(path), str(images), str(out), batch_size=batch_size, progress=False)
+        res[name] = (time.perf_counter() - t) / n
+    return res
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    p.add_argument("--steps", type=int, default=8, help="timed training steps (median reported)")
+    p.add_argument("--images", type=int, default=16, help="images in the translation folder")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8], help="translation batch sizes")
+    p.add_argument("--skip-translate", action="store_true")
+    p.add_argument("--skip-baseline", action="store_true", help="skip the default-Adam training step")
+    args = p.parse_args(argv)
+
+    fig: dict = {"torch": torch.__version__, "threads": torch.get_num_threads()}
+    fig["matmul_gflops"] = matmul_gflops()
+    work = Path(tempfile.mkdtemp(prefix="img2img-bench-"))
+    pairs = make_pairs(work / "pairs", 4)
+    fig["train"] = bench_train(pairs, args.steps, fused=True)
+    fig["g_forward_gflop"] = g_forward_gflop()
+    if not args.skip_baseline:
+        fig["train_default_adam"] = bench_train(pairs, args.steps, fused=False)
+    fig["matmul_gflops_after"] = matmul_gflops()
+
+    if not args.skip_translate:
+        from PIL import Image
+
+        from img2img import train
+        imgs = work / "images"
+        imgs.mkdir()
+        rng = np.random.default_rng(1)
+        for i in range(args.images):
+            Image.fromarray(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)).save(imgs / f"{i}.png")
+        run = train(pairs=str(pairs), out=str(work / "run"), max_steps=1, progress=False, device="cpu")
+        onnx = None
+        try:
+            from img2img.export import export_onnx
+            onnx = work / "model.onnx"
+            export_onnx(str(run), str(onnx))
+        except Exception as e:  # noqa: BLE001 - onnx extras missing
+            print(f"(ONNX Runtime backend skipped: {e})", file=sys.stderr)
+            onnx = None
+        fig["translate"] = {bs: bench_translate(run / "model.pt", onnx, imgs, work / "out", bs)
+                            for bs in args.batch_sizes}
+    fig["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    roof = (fig["matmul_gflops"] + fig["matmul_gflops_after"]) / 2
+    rows = [("matmul 2048^2 fp32", f"{roof:.0f} GFLOP/s", "1.00 (roofline)")]
+    for key, label in (("train", "train step (img2img)"), ("train_default_adam", "train step (default Adam)")):
+        if key in fig:
+            s, gf = fig[key]["s_per_step"], fig[key]["gflop_per_step"]
+            floor = gf / roof
+            rows.append((label, f"{s:.3f} s/step, {gf:.1f} GFLOP, {gf / s:.0f} GFLOP/s",
+                         f"{floor / s:.2f} of roofline (floor {floor:.3f} s)"))
+    g_floor = fig["g_forward_gflop"] / roof
+    for bs, backends in fig.get("translate", {}).items():
+        for name, s in backends.items():
+            rows.append((f"translate 256^2, {name}, batch {bs}", f"{s:.3f} s/image ({1 / s:.1f}/s)",
+                         f"{g_floor / s:.2f} of roofline (floor {g_floor:.3f} s)"))
+    rows.append(("peak memory", f"{fig['peak_rss_mb']:.0f} MB", ""))
+    w0, w1 = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
+    print(f"img2img bench: torch {fig['torch']}, {fig['threads']} threads")
+    for a, b, c in rows:
+        print(f"  {a:<{w0}}  {b:<{w1}}  {c}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(fig, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
