@@ -2,13 +2,38 @@
 
 Public API::
 
-    from img2img import train, RunConfig
+    from img2img import train, Translator, evaluate, export_onnx, sample
     run = train(pairs="datasets/shapes", out="runs/demo", epochs=2, crop_size=64, load_size=72)
+    photo = Translator.load(run)(Image.open("outline.png"))
+
+Names are imported on first use, so ``img2img --version`` and ``--help`` do not
+pay for importing torch.
 """
+from __future__ import annotations
+
+import importlib
+
 __version__ = "0.1.0"
 
-from .config import DataConfig, ModelConfig, RunConfig, TrainConfig, make_config  # noqa: E402
-from .gan.trainer import Trainer, train  # noqa: E402
+_API = {
+    "DataConfig": "config", "ModelConfig": "config", "RunConfig": "config", "TrainConfig": "config",
+    "make_config": "config",
+    "Trainer": "gan.trainer", "train": "gan.trainer",
+    "Sampler": "sampling", "interpolate": "sampling", "sample": "sampling", "save_samples": "sampling",
+    "Translator": "translate", "translate_folder": "translate",
+    "evaluate": "evaluate",
+    "export_onnx": "export",
+}
+__all__ = sorted(_API) + ["__version__"]
 
-__all__ = ["DataConfig", "ModelConfig", "RunConfig", "TrainConfig", "Trainer", "make_config", "train",
-           "__version__"]
+
+def __getattr__(name: str):
+    if name in _API:
+        value = getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'img2img' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
-import torch
 
 FORMAT = "img2img"
 FORMAT_VERSION = 1
@@ -46,6 +47,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
+    except OSError as e:          # e.g. a full disk: name the file being written, not the temporary one
+        if e.errno is None:
+            raise
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from e
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -70,6 +75,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def save_checkpoint(path: str | Path, config: dict[str, Any], state: dict[str, Any]) -> None:
+    import torch
     from . import __version__
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "img2img_version": __version__,
                "config": config, "state": state}
@@ -95,20 +101,74 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint safely (``weights_only=True``) and check that it is one of ours."""
+    """Load a checkpoint safely (``weights_only=True``) and check that it is one of ours.
+
+    Any failure is a :class:`CheckpointError` with one line naming the file: missing,
+    empty, not a PyTorch file at all, damaged (truncated), or refused because it asks
+    for Python objects (code) that a weights-only load never creates.
+    """
+    import torch
     p = resolve_checkpoint(path)
     try:
-        ckpt = torch.load(p, map_location=map_location, weights_only=True)
+        with open(p, "rb") as f:
+            head = f.read(4)
+    except PermissionError:
+        raise CheckpointError(f"{p}: permission denied") from None
+    except OSError as e:
+        raise CheckpointError(f"{p}: cannot read ({e.strerror or e})") from None
+    if not head:
+        raise CheckpointError(f"{p}: empty file (0 bytes), not a checkpoint")
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):    # torch zip archive, or a legacy pickle
+        raise CheckpointError(f"{p}: not a PyTorch checkpoint (neither a torch.save archive nor a pickle); "
+                              "expected a model.pt / latest.pt written by img2img")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")             # torch's pickle-protocol chatter; the error says it all
+            ckpt = torch.load(p, map_location=map_location, weights_only=True)
     except PermissionError:
         raise CheckpointError(f"{p}: permission denied") from None
     except Exception as e:  # noqa: BLE001 - unpickling raises many types
         text = str(e)
-        if "weights_only" in text or "Unsupported global" in text or "Unsupported operand" in text:
-            raise CheckpointError(f"{p}: refused to load: the file contains Python objects other than "
-                                  "tensors and plain data (possibly code); only img2img checkpoints are accepted") from None
+        code = re.search(r"(?:GLOBAL|global:?) ([\w.]+)", text)
+        if code or "weights_only" in text or "Unsupported operand" in text:
+            what = f" ({code.group(1)})" if code else ""
+            raise CheckpointError(f"{p}: refused to load: the file asks for Python objects{what} other than tensors "
+                                  "and plain data, which could run code; only img2img checkpoints are accepted") from None
+        if isinstance(e, EOFError) or "central directory" in text or "zip archive" in text:
+            raise CheckpointError(f"{p}: damaged or truncated checkpoint (an interrupted copy or download?)") from None
         raise CheckpointError(f"{p}: not a readable checkpoint ({text.splitlines()[0][:160] if text else type(e).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "config" not in ckpt:
         raise CheckpointError(f"{p}: not an img2img checkpoint (no embedded configuration)")
-    if ckpt.get("format_version", 0) > FORMAT_VERSION:
+    if not isinstance(ckpt.get("format_version", 0), int) or ckpt.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"{p}: written by a newer img2img (format {ckpt['format_version']}); upgrade img2img")
+    if not isinstance(ckpt["config"], dict) or not isinstance(ckpt.get("state"), dict):
+        raise CheckpointError(f"{p}: damaged img2img checkpoint (its configuration or state is not a dictionary)")
     return ckpt
+
+
+def stored_config(ckpt: dict[str, Any], path: str | Path):
+    """The checked RunConfig inside a loaded checkpoint; CheckpointError (one line) if it is malformed."""
+    from .config import RunConfig
+    try:
+        cfg = RunConfig.from_dict(ckpt["config"])
+        cfg.model.validate()
+    except (TypeError, ValueError, AttributeError, KeyError) as e:
+        text = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: the configuration stored in this checkpoint is invalid ({text})") from None
+    return cfg
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the ``.NAME.*.tmp`` files that :func:`atomic_path` leaves when a process is killed mid-write.
+
+    Only call this on a folder no other process is writing to (a run folder at the start of training).
+    """
+    removed = []
+    for tmp in Path(folder).glob(".*.tmp"):
+        if tmp.is_file() and not tmp.is_symlink():
+            try:
+                tmp.unlink()
+                removed.append(tmp)
+            except OSError:
+                pass
+    return removed

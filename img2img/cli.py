@@ -62,12 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     t = sub.add_parser("train", formatter_class=_Formatter, epilog=TRAIN_EPILOG,
-                       help="train a model (pix2pix on --pairs)",
+                       help="train a model (pix2pix on --pairs; dcgan or mlp on --images)",
                        description="Train pix2pix on paired images: an 8-level U-Net generator and a 70x70 "
                                    "PatchGAN discriminator, GAN + lambda*L1 loss. Progress bars show "
                                    "EMA-smoothed losses; raw losses go to RUN/log.jsonl.")
     g = t.add_argument_group("data")
     _add(g, "--pairs", dest="pairs", metavar="DIR", help="folder of pairs: AB files, or A/ and B/ sub-folders")
+    _add(g, "--images", dest="images", metavar="DIR|IDX_FILE",
+         help="dcgan/mlp: a folder of images (recursive) or an MNIST IDX file (.gz or not)")
     _add(g, "--direction", dest="direction", choices=["AtoB", "BtoA"], help="which side is the input")
     _add(g, "--load-size", dest="load_size", type=int, metavar="N", help="resize images to NxN first")
     _add(g, "--crop-size", dest="crop_size", type=int, metavar="N",
@@ -86,35 +88,48 @@ def build_parser() -> argparse.ArgumentParser:
     g = t.add_argument_group("model")
     _add(g, "--input-nc", dest="input_nc", type=int, choices=[1, 3], help="input channels (1: gray)")
     _add(g, "--output-nc", dest="output_nc", type=int, choices=[1, 3], help="output channels")
-    _add(g, "--ngf", dest="ngf", type=int, metavar="N", help="generator width (64: 54.4M parameters)")
-    _add(g, "--ndf", dest="ndf", type=int, metavar="N", help="discriminator width")
+    _add(g, "--ngf", dest="ngf", type=int, metavar="N", help="generator width (64: 54.4M-parameter U-Net; dcgan: 32)")
+    _add(g, "--ndf", dest="ndf", type=int, metavar="N", help="discriminator width (dcgan: 32)")
     _add(g, "--depth", dest="depth", type=int, metavar="N",
          help="U-Net levels (default: down to 1x1 at the crop size, at most 8; 8 for 256, 7 for 128)")
     _add(g, "--d-layers", dest="d_layers", type=int, metavar="N", help="strided PatchGAN layers (3: 70x70 patches)")
     _add(g, "--dropout", dest="dropout", type=float, metavar="P", help="dropout in the 3 innermost decoder levels")
+    _add(g, "--model", dest="kind", choices=["pix2pix", "dcgan", "mlp"], default_of="-",
+         help="model family (default: pix2pix with --pairs, dcgan with --images)")
+    _add(g, "--size", dest="image_size", type=int, metavar="N", default_of="-",
+         help="dcgan/mlp image size: 32, 64 or 128 for dcgan (default 64), any for mlp (default 28)")
+    _add(g, "--z-dim", dest="z_dim", type=int, metavar="N", help="dcgan/mlp: noise dimensions")
+    _add(g, "--noise", dest="noise", choices=["normal", "uniform"], default_of="-",
+         help="dcgan/mlp: noise distribution, N(0,1) or U(-1,1) (default: normal; uniform for mlp)")
+    _add(g, "--mlp-hidden", dest="mlp_hidden", type=int, metavar="N", help="mlp: hidden units of G and D")
+    _add(g, "--mlp-out", dest="mlp_out", choices=["tanh", "sigmoid"],
+         help="mlp: G's output (sigmoid trains on pixels in [0, 1])")
 
     g = t.add_argument_group("training")
     _add(g, "--out", dest="out", metavar="RUN", help="run folder")
     _add(g, "--resume", dest="resume", nargs="?", const=True, metavar="RUN",
          help="continue the run in RUN (or --out) exactly where it stopped")
-    _add(g, "--epochs", dest="epochs", type=int, metavar="N", help="epochs at the initial learning rate")
-    _add(g, "--epochs-decay", dest="epochs_decay", type=int, metavar="N", help="epochs of linear decay to 0")
+    _add(g, "--epochs", dest="epochs", type=int, metavar="N", help="epochs at the initial learning rate (dcgan/mlp: 25)")
+    _add(g, "--epochs-decay", dest="epochs_decay", type=int, metavar="N", help="epochs of linear decay to 0 (dcgan/mlp: 0)")
     _add(g, "--max-steps", dest="max_steps", type=int, metavar="N", help="stop after N steps (quick runs)")
     _add(g, "--time-limit", dest="time_limit", type=float, metavar="MIN",
          help="stop after MIN minutes of training (a checkpoint is written)")
-    _add(g, "--batch-size", dest="batch_size", type=int, metavar="N", help="images per step")
+    _add(g, "--batch-size", dest="batch_size", type=int, metavar="N", help="images per step (dcgan: 32, mlp: 64)")
     _add(g, "--lr", dest="lr", type=float, help="Adam learning rate")
     _add(g, "--beta1", dest="beta1", type=float, help="Adam beta1")
     _add(g, "--lambda-l1", dest="lambda_l1", type=float, metavar="L", help="weight of the L1 term")
     _add(g, "--g-ema", dest="g_ema", type=float, metavar="DECAY",
-         help="keep an EMA of the generator's weights and use it for samples and model.pt (0: off)")
+         help="keep an EMA of the generator's weights and use it for samples and model.pt (0: off; dcgan: 0.999)")
     _add(g, "--objective", dest="objective", choices=["nonsat", "minimax", "lsgan", "hinge", "wgan-gp"],
          help="GAN objective")
     _add(g, "--d-steps", dest="d_steps", type=int, metavar="K", help="discriminator updates per generator update")
     _add(g, "--seed", dest="seed", type=int, help="random seed (data order, augmentation, init, dropout)")
     _add(g, "--device", dest="device", metavar="DEV", help="auto, cpu, cuda or cuda:N")
-    _add(g, "--no-channels-last", dest="channels_last", action="store_false",
-         help="keep tensors in NCHW layout (channels_last is usually faster)")
+    _add(g, "--channels-last", dest="channels_last", action="store_true",
+         help="NHWC memory layout (faster on many GPUs; slower on the CPU measured here)")
+    _add(g, "--amp", dest="amp", choices=["auto", "off", "bf16", "fp16"],
+         help="mixed precision: auto = bf16 (or fp16 with loss scaling) on CUDA, off on the CPU")
+    _add(g, "--compile", dest="compile", action="store_true", help="torch.compile the networks (GPU, long runs)")
     _add(g, "--sample-every", dest="sample_every", type=int, metavar="N",
          help="write a sample grid every N steps (0: once per epoch)")
     _add(g, "--save-every", dest="save_every", type=int, metavar="N",
@@ -123,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     # Other sub-commands: one _add_<name>_parser(sub) function each, called here.
+    _add_data_parser(sub)
+    _add_sample_parser(sub)
+    _add_translate_parser(sub)
+    _add_eval_parser(sub)
+    _add_export_parser(sub)
     return p
 
 
@@ -132,9 +152,384 @@ def cmd_train(args: argparse.Namespace) -> int:
     resume = getattr(args, "resume", None)
     if isinstance(resume, str):
         settings["out"] = resume
-    if not resume and "pairs" not in settings:
-        raise _usage("train needs --pairs DIR (or --resume RUN)")
+    if not resume and "pairs" not in settings and "images" not in settings:
+        raise _usage("train needs --pairs DIR (pix2pix), --images DIR|IDX_FILE (dcgan, mlp) or --resume RUN")
+    if not resume and "image_size" in settings and settings.get("kind", "dcgan" if "images" in settings
+                                                                  else "pix2pix") == "pix2pix":
+        raise _usage("--size is for dcgan and mlp; pix2pix's image size is --crop-size")
     train(resume=bool(resume), **settings)
+    return 0
+
+
+SAMPLE_EPILOG = """\
+examples:
+  # an 8x8 grid of 64 digits from a DCGAN run, and the same 64 as separate files:
+  img2img sample runs/dcgan --out digits.png --grid
+  img2img sample runs/dcgan --out digits/ --n 64 --seed 1
+  # a walk through noise space from seed 3 to seed 7 in 10 steps, as one row:
+  img2img sample runs/dcgan --out walk.png --grid --interpolate 3 7 --steps 10
+
+Image i of a seed is the same whatever --n is. Existing files are never replaced
+unless --overwrite is given.
+"""
+
+
+def _add_sample_parser(sub) -> None:
+    s = sub.add_parser("sample", formatter_class=_Formatter, epilog=SAMPLE_EPILOG,
+                       help="draw images from a trained dcgan/mlp model",
+                       description="Draw images from the generator of an unconditional model (dcgan, mlp). "
+                                   "MODEL is a run folder, model.pt or latest.pt; the weight EMA is used "
+                                   "when the run kept one.")
+    s.add_argument("model", metavar="MODEL", help="run folder or checkpoint file")
+    s.add_argument("--out", required=True, metavar="FILE_OR_DIR",
+                   help="a folder for one PNG per image, or a file name (with --grid, or for one image)")
+    s.add_argument("--n", type=int, default=64, metavar="N", help="how many images (default: 64)")
+    s.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
+    s.add_argument("--grid", action="store_true", help="write one grid picture instead of one file per image")
+    s.add_argument("--nrow", type=int, metavar="N", help="images per grid row (default: about square; "
+                                                          "all in one row with --interpolate)")
+    s.add_argument("--interpolate", nargs=2, type=int, metavar=("SEED_A", "SEED_B"),
+                   help="walk from SEED_A's noise to SEED_B's instead of drawing --n images")
+    s.add_argument("--steps", type=int, default=8, metavar="N", help="images in the --interpolate walk (default: 8)")
+    s.add_argument("--device", default="auto", metavar="DEV", help="auto, cpu, cuda or cuda:N (default: auto)")
+    s.add_argument("--overwrite", action="store_true", help="replace existing files")
+    s.set_defaults(func=cmd_sample)
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from .sampling import Sampler, save_samples
+    if args.n < 1:
+        raise _usage(f"--n must be at least 1, got {args.n}")
+    if args.interpolate and args.steps < 2:
+        raise _usage(f"--steps must be at least 2, got {args.steps}")
+    sampler = Sampler.load(args.model, device=args.device)
+    if args.interpolate:
+        a, b = args.interpolate
+        images, prefix, nrow = sampler.interpolate(a, b, args.steps), f"interp_{a}_{b}", args.nrow or args.steps
+    else:
+        images, prefix, nrow = sampler.sample(args.n, args.seed), f"seed{args.seed}", args.nrow
+    try:
+        paths = save_samples(images, args.out, grid=args.grid, prefix=prefix, nrow=nrow,
+                             gray=sampler.cfg.model.output_nc == 1, overwrite=args.overwrite)
+    except (FileExistsError, ValueError) as e:
+        raise _usage(str(e)) from None
+    where = paths[0] if len(paths) == 1 else f"{len(paths)} files in {paths[0].parent}"
+    print(f"wrote {where}", file=sys.stderr)
+    return 0
+
+
+DATA_EPILOG = """\
+operations (each: img2img data OP --help):
+  resize     crop or pad images to a square size (--ab: both halves of AB files)
+  grayscale  gray images, or gray|color pairs for colorization (--layout)
+  blank      inpainting pairs: centre whited out | original
+  edges      edges -> photo pairs like edges2shoes (kornia Canny)
+  combine    A/ and B/ folders -> AB files (names must match)
+  split-ab   AB files -> A/ and B/ folders
+  split      copy a folder into train/val(/test) by ratio, reproducibly (--seed)
+  download   fetch and safely extract a public pix2pix data set
+
+The folder operations only read their input (an output inside it is refused), never
+replace existing outputs without --overwrite, run in parallel (--workers) and list every
+file they could not read, one line each; the exit status is 1 if any failed.
+
+example, photos -> edges->photo pairs split for training:
+  img2img data edges photos/ pairs/ --thickness 2
+  img2img data split pairs/ data/ --ratios 0.9 0.1
+  img2img train --pairs data/train --out runs/edges
+"""
+
+
+def _add_data_parser(sub) -> None:
+    import inspect
+    import textwrap
+
+    from . import datatools
+    from .datatools import downloads
+
+    d = sub.add_parser("data", formatter_class=_Formatter, epilog=DATA_EPILOG,
+                       help="prepare data sets: resize, grayscale, blank, edges, combine, split-ab, split, download",
+                       description="Data set tools: prepare, combine, split and derive image pairs; download "
+                                   "the public pix2pix data sets.")
+    dsub = d.add_subparsers(dest="data_op", metavar="OP")
+    d.set_defaults(func=lambda args: (d.print_help(sys.stderr), 2)[1])
+
+    def op(name, fn, help, description, example):
+        description = "\n\n".join(par if "\n" in par else textwrap.fill(par, 96) for par in description.split("\n\n"))
+        p = dsub.add_parser(name, formatter_class=_Formatter, help=help, description=description,
+                            epilog="example:\n" + example)
+        p.set_defaults(func=cmd_data, data_op=name)
+        defaults = {k: v.default for k, v in inspect.signature(fn).parameters.items()}
+
+        def opt(*flags, dest, help, **kw):
+            dflt = defaults.get(dest, inspect.Parameter.empty)
+            shown = not (dflt is inspect.Parameter.empty or dflt is None or isinstance(dflt, bool))
+            if isinstance(dflt, (tuple, list)):
+                dflt = " ".join(map(str, dflt))
+            p.add_argument(*flags, dest=dest, default=argparse.SUPPRESS,
+                           help=help + (f" (default: {dflt})" if shown else ""), **kw)
+        return p, opt
+
+    def folder_options(p, opt, ext=True):
+        if ext:
+            opt("--ext", dest="ext", metavar="EXT",
+                help="output format: png, jpg, webp, ... (default: the input file's own)")
+            opt("--quality", dest="quality", type=int, metavar="Q", help="JPEG/WebP quality")
+        opt("--workers", dest="workers", type=int, metavar="N",
+            help=f"processes working in parallel (default: CPUs, at most 8; here {datatools.default_workers()})")
+        opt("--overwrite", dest="overwrite", action="store_true", help="replace outputs that already exist")
+        opt("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+    def src_out(p, src_help="folder of images (searched recursively; only read)"):
+        p.add_argument("src", metavar="SRC", help=src_help)
+        p.add_argument("out", metavar="OUT", help="output folder (created; must not be inside SRC)")
+
+    layouts = ["ab", "folders", "single"]
+    layout_help = "ab: one A|B file each; folders: OUT/A (derived) and OUT/B (original); single: derived only"
+
+    p, opt = op("resize", datatools.resize, "crop or pad images to a square size",
+                "Resize every image to SIZE x SIZE: crop (shorter side to SIZE, centre cut) or pad "
+                "(longer side to SIZE, white borders).",
+                "  img2img data resize photos/ photos256/ --size 256\n"
+                "  img2img data resize maps/train maps128/ --size 128 --ab     # AB files: each half\n")
+    src_out(p)
+    opt("--size", dest="size", type=int, metavar="N", help="output side in pixels")
+    opt("--mode", dest="mode", choices=["crop", "pad"], help="crop to fill the square, or pad with white")
+    opt("--resample", dest="resample", choices=["lanczos", "bicubic", "bilinear", "nearest"],
+        help="resampling filter (nearest keeps label colors exact)")
+    opt("--ab", dest="ab", action="store_true", help="treat files as A|B pairs and resize each half")
+    folder_options(p, opt)
+
+    p, opt = op("grayscale", datatools.grayscale, "gray images, or gray|color pairs",
+                "Convert every image to gray (ITU-R 601-2 luma); with --layout ab or folders, make "
+                "gray -> color pairs.",
+                "  img2img data grayscale photos/ gray/\n"
+                "  img2img data grayscale photos/ gray2color/ --layout ab\n")
+    src_out(p)
+    opt("--layout", dest="layout", choices=layouts, help=layout_help)
+    folder_options(p, opt)
+
+    p, opt = op("blank", datatools.blank, "inpainting pairs: centre whited out | original",
+                "Make inpainting pairs: A is the image with a white rectangle over its centre, B the image.",
+                "  img2img data blank photos256/ inpaint/ --fraction 0.5\n")
+    src_out(p)
+    opt("--fraction", dest="fraction", type=float, metavar="F", help="size of the white rectangle, per side")
+    opt("--layout", dest="layout", choices=layouts, help=layout_help)
+    folder_options(p, opt)
+
+    p, opt = op("edges", datatools.edges, "edges -> photo pairs (kornia Canny)",
+                "Make edges -> photo pairs like edges2shoes: A is the Canny edge map of the photo (black lines "
+                "on white), B the photo. Raise --low/--high for fewer edges, --sigma for smoother ones.",
+                "  img2img data split-ab ../shared/data/silhouettes/train work/\n"
+                "  img2img data edges work/A edges2people/ --thickness 2\n"
+                "  img2img train --pairs edges2people --out runs/edges2people\n")
+    src_out(p, "folder of photos (searched recursively; only read)")
+    opt("--low", dest="low", type=float, metavar="T", help="weak-edge threshold on the gradient magnitude")
+    opt("--high", dest="high", type=float, metavar="T",
+        help="strong-edge threshold (a clean black/white step scores about 2.6)")
+    opt("--sigma", dest="sigma", type=float, metavar="S", help="Gaussian blur before the gradient")
+    opt("--thickness", dest="thickness", type=int, metavar="PX", help="line width in pixels")
+    opt("--layout", dest="layout", choices=layouts, help=layout_help)
+    folder_options(p, opt)
+
+    p, opt = op("combine", datatools.combine, "A/ and B/ folders -> AB files",
+                "Put A and B images side by side (A left) in one file per pair, the pix2pix format. Files pair "
+                "up by relative path without extension; unmatched files and size mismatches are listed and "
+                "the other pairs are still written.",
+                "  img2img data combine pairs/ pairs_ab/             # pairs/A and pairs/B\n"
+                "  img2img data combine labels/ photos/ labels2photos/\n")
+    p.add_argument("paths", nargs="+", metavar="DIR",
+                   help="DIR OUT (DIR holds A/ and B/), or A_DIR B_DIR OUT")
+    folder_options(p, opt)
+
+    p, opt = op("split-ab", datatools.split_ab, "AB files -> A/ and B/ folders",
+                "Cut every AB file into its halves: OUT/A/NAME (left) and OUT/B/NAME (right).",
+                "  img2img data split-ab ../shared/data/silhouettes/train silhouettes_ab/\n")
+    src_out(p, "folder of AB files (searched recursively; only read)")
+    folder_options(p, opt)
+
+    p, opt = op("split", datatools.split, "copy a folder into train/val(/test)",
+                "Copy the images of SRC into OUT/train, OUT/val (and OUT/test with three ratios). The split "
+                "depends only on the file names and --seed, so it is reproducible. A SRC holding A/ and B/ is "
+                "split by pair (OUT/train/A, OUT/train/B, ...).",
+                "  img2img data split ../shared/data/silhouettes/train sil/ --ratios 0.8 0.1 0.1 --seed 1\n")
+    src_out(p, "folder of images or pairs (only read)")
+    opt("--ratios", dest="ratios", type=float, nargs="+", metavar="R",
+        help="train val [test] weights, e.g. 0.8 0.2 or 8 1 1")
+    opt("--seed", dest="seed", type=int, help="random seed of the assignment")
+    folder_options(p, opt, ext=False)
+
+    p, opt = op("download", datatools.download, "download a public pix2pix data set",
+                "Download NAME into DIR (DIR/NAME), verify it, and extract it safely. An interrupted download "
+                "is resumed by running the command again.\n\n"
+                f"data sets ({downloads.BASE_URL}/NAME.tar.gz; sizes approximate):\n{downloads.table()}\n\n"
+                "No checksums are recorded for these archives yet: the download's sha256 is printed; pass it "
+                "as --sha256 to check a later download against it.",
+                "  img2img data download facades datasets/\n"
+                "  img2img train --pairs datasets/facades/train --direction BtoA --out runs/facades\n")
+    p.add_argument("name", metavar="NAME", help=f"one of: {', '.join(downloads.DATASETS)}")
+    p.add_argument("dir", metavar="DIR", help="folder to put the data set in")
+    opt("--url", dest="url", help="download from this URL instead (a mirror, or your own tar archive)")
+    opt("--sha256", dest="sha256", metavar="HEX", help="expected sha256 of the archive")
+    opt("--keep-archive", dest="keep_archive", action="store_true", help="keep the .tar.gz after extracting")
+    opt("--overwrite", dest="overwrite", action="store_true", help="replace DIR/NAME if it exists")
+    opt("--retries", dest="retries", type=int, metavar="N", help="resume attempts after a broken connection")
+    opt("--timeout", dest="timeout", type=float, metavar="S", help="network timeout in seconds")
+    opt("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import datatools
+    from .data.io import DataError
+
+    op = args.data_op
+    kw = {k: v for k, v in vars(args).items()
+          if k not in ("func", "command", "data_op", "src", "out", "paths", "name", "dir")}
+    if op == "download":
+        r = datatools.download(args.name, args.dir, **kw)
+        check = "verified" if r.verified else "no checksum known to verify against"
+        print(f"download: {r.name} is in {r.dir} (archive sha256 {r.sha256}: {check})")
+        return 0
+    if op == "combine":
+        if len(args.paths) == 2:
+            src, out = map(Path, args.paths)
+            a, b = src / "A", src / "B"
+            if not (a.is_dir() and b.is_dir()):
+                raise DataError(f"{src}: expected A/ and B/ sub-folders (or give A_DIR B_DIR OUT)")
+        elif len(args.paths) == 3:
+            a, b, out = args.paths
+        else:
+            raise _usage("combine takes DIR OUT or A_DIR B_DIR OUT")
+        res = datatools.combine(a, b, out, **kw)
+    else:
+        fn = {"resize": datatools.resize, "grayscale": datatools.grayscale, "blank": datatools.blank,
+              "edges": datatools.edges, "split-ab": datatools.split_ab, "split": datatools.split}[op]
+        res = fn(args.src, args.out, **kw)
+    for line in res.failed:
+        print(f"img2img data {op}: {line}", file=sys.stderr)
+    print(res.summary())
+    return 0 if res.ok else 1
+
+
+TRANSLATE_EPILOG = """\
+examples:
+  # every image under photos/ (recursively) -> out/ with the same relative names:
+  img2img translate runs/sil photos/ out/
+  # run at native resolution (padded to a multiple of 2^depth, cropped back), PNG outputs:
+  img2img translate runs/sil/model.pt photos/ out/ --policy pad --format png --suffix _fake
+  # the same through ONNX Runtime (a file from `img2img export`):
+  img2img translate weights/sil.onnx photos/ out_onnx/
+
+Outputs have their input's size. Existing outputs are kept unless --overwrite; OUTPUT may
+not be INPUT or inside it. Unreadable files are reported (one line each) and counted; the
+exit status is 1 if any image failed. BatchNorm uses each image's own statistics and
+dropout is off, so results do not depend on --batch-size and are deterministic;
+--dropout-noise turns on the paper's test-time dropout.
+"""
+
+
+def _add_translate_parser(sub) -> None:
+    t = sub.add_parser("translate", formatter_class=_Formatter, epilog=TRANSLATE_EPILOG,
+                       help="translate a folder of images (or one image) with a trained model",
+                       description="Translate images with a trained pix2pix model (run folder, model.pt, "
+                                   "latest.pt or .onnx).")
+    t.add_argument("model", metavar="MODEL", help="run folder, model.pt / latest.pt, or a .onnx file")
+    t.add_argument("input", metavar="INPUT", help="image folder (searched recursively) or one image")
+    t.add_argument("output", metavar="OUTPUT", help="output folder (or a file name when INPUT is one image)")
+    _add_inference_args(t)
+    t.add_argument("--workers", type=int, default=2, metavar="N",
+                   help="decoding processes, overlapped with the network (default: 2)")
+    t.add_argument("--suffix", default="", help="appended to each output name's stem, e.g. _fake")
+    t.add_argument("--format", default="same", choices=["same", "png", "jpg", "webp", "bmp", "tif"],
+                   help="output format (default: same as the input)")
+    t.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    t.add_argument("--dropout-noise", action="store_true",
+                   help="keep dropout on at test time, as the pix2pix paper does (outputs vary; torch models only)")
+    t.add_argument("--seed", type=int, help="random seed for --dropout-noise")
+    t.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    t.set_defaults(func=cmd_translate)
+
+
+def _add_inference_args(p) -> None:
+    p.add_argument("--policy", default="resize", choices=["resize", "pad", "native"],
+                   help="resize: to the model's size and back; pad (native): own resolution, padded to a "
+                        "multiple of 2^depth and cropped back (default: resize)")
+    p.add_argument("--batch-size", type=int, default=8, metavar="N", help="images per forward pass (default: 8)")
+    p.add_argument("--device", default="auto", metavar="DEV", help="auto, cpu, cuda or cuda:N (default: auto)")
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    from .translate import translate_folder
+    if args.workers < 0:
+        raise _usage(f"--workers must be >= 0, got {args.workers}")
+    summary = translate_folder(args.model, args.input, args.output, batch_size=args.batch_size,
+                               device=args.device, policy=args.policy, workers=args.workers,
+                               overwrite=args.overwrite, suffix=args.suffix, format=args.format,
+                               dropout_noise=args.dropout_noise, seed=args.seed, progress=args.progress)
+    print(summary, file=sys.stderr)
+    return 0 if summary.ok else 1
+
+
+def _add_eval_parser(sub) -> None:
+    e = sub.add_parser("eval", formatter_class=_Formatter,
+                       help="score a model on held-out pairs (L1, PSNR, SSIM) with an HTML report",
+                       description="Translate paired data and compare outputs with targets at the model's size: "
+                                   "mean L1, PSNR and SSIM (kornia). Writes OUT/index.html (input | output | "
+                                   "target per pair, with the figures) and OUT/results.json.",
+                       epilog="example:\n  img2img eval runs/sil --pairs data/val --out runs/sil/eval\n")
+    e.add_argument("model", metavar="MODEL", help="run folder, model.pt / latest.pt, or a .onnx file")
+    e.add_argument("--pairs", required=True, metavar="DIR", help="folder of pairs (AB files, or A/ and B/)")
+    e.add_argument("--out", required=True, metavar="DIR", help="report folder")
+    e.add_argument("--direction", choices=["AtoB", "BtoA"], help="which side is the input (default: the model's)")
+    _add_inference_args(e)
+    e.add_argument("--workers", type=int, default=2, metavar="N", help="decoding processes (default: 2)")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing report in --out")
+    e.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    e.set_defaults(func=cmd_eval)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate
+    r = evaluate(args.model, args.pairs, args.out, direction=args.direction, device=args.device,
+                 policy=args.policy, batch_size=args.batch_size, workers=args.workers,
+                 overwrite=args.overwrite, progress=args.progress)
+    print(f"{r['count']} pair(s): mean L1 {r['l1']:.4f}, PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.4f}; "
+          f"report {args.out}/index.html" + (f"; {len(r['skipped'])} pair(s) skipped" if r["skipped"] else ""),
+          file=sys.stderr)
+    return 1 if r["skipped"] else 0
+
+
+def _add_export_parser(sub) -> None:
+    x = sub.add_parser("export", formatter_class=_Formatter,
+                       help="export a generator to ONNX (RGB in/out, verified against torch)",
+                       description="Export the generator of MODEL to a self-contained ONNX file: pix2pix takes "
+                                   "and returns (N, 3, H, W) RGB in [0, 1] (color conversion inside), "
+                                   "dcgan/mlp take noise (N, z_dim). The file is checked with onnxruntime "
+                                   "against torch (max abs diff <= 1e-4) before it is written.",
+                       epilog="example:\n  img2img export runs/sil weights/sil.onnx\n"
+                              "  img2img translate weights/sil.onnx photos/ out/\n")
+    x.add_argument("model", metavar="MODEL", help="run folder, model.pt or latest.pt")
+    x.add_argument("out", metavar="OUT.onnx", help="the ONNX file to write")
+    x.add_argument("--opset", type=int, default=18, metavar="N", help="ONNX opset (default: 18)")
+    x.add_argument("--exporter", default="dynamo", choices=["dynamo", "torchscript"],
+                   help="torch.export-based (default) or the legacy tracer (faster, deprecated)")
+    x.add_argument("--overwrite", action="store_true", help="replace an existing OUT.onnx")
+    x.set_defaults(func=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import ExportError, export_onnx
+    try:
+        result = export_onnx(args.model, args.out, opset=args.opset, overwrite=args.overwrite,
+                             exporter=args.exporter)
+    except ExportError as e:
+        print(f"img2img export: error: {e}", file=sys.stderr)
+        return 1
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(result, file=sys.stderr)
     return 0
 
 
@@ -147,16 +542,15 @@ def _usage(msg: str) -> _UsageError:
 
 
 def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)             # --version and --help end here, before torch is imported
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
     from .checkpoint import CheckpointError
     from .config import ConfigError
     from .data.io import DataError
     from .gan.trainer import TrainingError
-
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
     try:
         return args.func(args)
     except (ConfigError, DataError, CheckpointError, _UsageError) as e:
@@ -164,6 +558,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except TrainingError as e:
         print(f"img2img {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:        # the environment, not the input: a full disk, a read-only or vanished folder
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"img2img {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"img2img {args.command}: interrupted", file=sys.stderr)

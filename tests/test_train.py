@@ -138,3 +138,13 @@ def test_cli_version_and_help():
                  "--load-size", "--crop-size", "--no-flip", "--color", "--colorization", "--ngf", "--ndf",
                  "--lambda-l1", "--lr", "--device", "--seed", "--resume"):
         assert flag in out.stdout, flag
+
+
+def test_mixed_precision_path_runs_on_the_cpu(tmp_path):
+    """--amp bf16 (the GPU default where supported) through the same loop; fp16 needs CUDA."""
+    pairs = write_ab(tmp_path / "pairs", n=2, size=32)
+    run = train(pairs=str(pairs), out=str(tmp_path / "bf16"), amp="bf16", max_steps=3, **TINY)
+    rows = log_of(run)
+    assert len(rows) == 3 and all(r["G_L1"] == r["G_L1"] for r in rows)     # finite, logged
+    with pytest.raises(ConfigError, match="CUDA"):
+        train(pairs=str(pairs), out=str(tmp_path / "fp16"), amp="fp16", device="cpu", max_steps=1, **TINY)

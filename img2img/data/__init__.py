@@ -1,12 +1,20 @@
 """Data loading: paired folders, single-image folders, MNIST IDX files; joint augmentation."""
 from .io import DataError, list_images, load_image
-from .paired import PairedDataset, collate, scan_pairs
 
-__all__ = ["DataError", "PairedDataset", "collate", "list_images", "load_image", "scan_pairs"]
+__all__ = ["DataError", "PairedDataset", "collate", "list_images", "load_image", "make_dataset", "scan_pairs"]
+
+
+def __getattr__(name: str):
+    # the torch/albumentations parts are imported on first use (keeps `img2img --help` fast)
+    if name in ("PairedDataset", "collate", "scan_pairs"):
+        from . import paired
+        return getattr(paired, name)
+    raise AttributeError(f"module 'img2img.data' has no attribute {name!r}")
 
 
 def make_dataset(cfg, train: bool = True):
     """The training dataset a RunConfig describes."""
+    from .paired import PairedDataset
     d, m = cfg.data, cfg.model
     if m.kind == "pix2pix":
         return PairedDataset(d.pairs, direction=d.direction, input_nc=m.input_nc, output_nc=m.output_nc,

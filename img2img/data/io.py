@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -9,8 +10,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
-# Refuse absurd images rather than exhausting memory (PIL's own guard is a warning).
-Image.MAX_IMAGE_PIXELS = 16384 * 16384
+# Refuse absurd images rather than exhausting memory: anything above MAX_PIXELS (16384 x 16384,
+# 268 megapixels: 0.8 GB as 8-bit RGB, 3.2 GB as float32) is an error naming the file, checked
+# from the header before any pixel is decoded.  (PIL's own guard only warns below twice its limit.)
+MAX_PIXELS = 16384 * 16384
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
 class DataError(ValueError):
@@ -31,19 +35,41 @@ def list_images(root: str | Path) -> list[Path]:
             raise DataError(f"{root}: not an image file (expected one of {', '.join(IMAGE_EXTENSIONS)})")
         return [root]
     out = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in os.walk(root, onerror=_unlistable):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         out += [Path(dirpath) / f for f in sorted(filenames) if not f.startswith(".") and is_image(f)]
     return out
 
 
+def _unlistable(e: OSError) -> None:
+    """os.walk's error hook: a folder that cannot be listed is an error, not silently left out."""
+    raise DataError(f"{e.filename}: cannot list folder ({_reason(e)})")
+
+
+def _open(path: str | Path) -> Image.Image:
+    """Image.open, refusing empty files and images above MAX_PIXELS before decoding anything."""
+    if os.path.getsize(path) == 0:
+        raise DataError(f"{path}: empty file (0 bytes)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        im = Image.open(path)
+    w, h = im.size
+    if w * h > MAX_PIXELS:
+        im.close()
+        raise DataError(f"{path}: image of {w}x{h} pixels is too large (the limit is "
+                        f"{MAX_PIXELS / 1e6:.0f} megapixels, e.g. 16384x16384)")
+    return im
+
+
 def image_size(path: str | Path) -> tuple[int, int]:
     """(width, height) from the header only, EXIF orientation applied; DataError if unreadable."""
     try:
-        with Image.open(path) as im:
+        with _open(path) as im:
             w, h = im.size
             orientation = im.getexif().get(0x0112, 1)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        if isinstance(e, DataError):
+            raise
         raise DataError(f"{path}: cannot read image ({_reason(e)})") from None
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
@@ -55,11 +81,13 @@ def load_image(path: str | Path, channels: int = 3) -> np.ndarray:
     CMYK and 16-bit images are converted.  Raises DataError naming the file.
     """
     try:
-        with Image.open(path) as im:
+        with _open(path) as im:
             im = ImageOps.exif_transpose(im)
             im.load()
             rgb = to_rgb(im)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        if isinstance(e, DataError):
+            raise
         raise DataError(f"{path}: cannot decode image ({_reason(e)})") from None
     if channels == 1:
         return np.asarray(rgb.convert("L"))[:, :, None]
@@ -106,4 +134,8 @@ def _reason(e: BaseException) -> str:
         return "not a recognised image format"
     if isinstance(e, PermissionError):
         return "permission denied"
+    if isinstance(e, Image.DecompressionBombError):
+        return f"too large: more than the limit of {MAX_PIXELS / 1e6:.0f} megapixels"
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
     return msg[:200]

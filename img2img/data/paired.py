@@ -100,7 +100,8 @@ def scan_pairs(root: str | Path, colorization: bool = False, skip_bad: bool = Fa
         raise DataError(problems[0] + extra)
     if not pairs:
         what = "images" if colorization else "image pairs (AB files, or A/ and B/ folders)"
-        raise DataError(f"{root}: no usable {what} found" + (f"; {len(problems)} bad file(s) skipped" if problems else ""))
+        raise DataError(f"{root}: no usable {what} found" + (
+            f"; {len(problems)} bad file(s) skipped, the first: {problems[0]}" if problems else ""))
     return Scan(layout, pairs, problems)
 
 
@@ -171,7 +172,8 @@ class PairedDataset(Dataset):
                     raise DataError(f"{e} (--skip-bad leaves bad files out)") from None
                 self.scan.skipped.append(str(e))
         if not keep:
-            raise DataError(f"{self.root}: no usable image pairs found; {len(self.scan.skipped)} bad file(s) skipped")
+            raise DataError(f"{self.root}: no usable image pairs found; {len(self.scan.skipped)} bad file(s) skipped, "
+                            f"the first: {self.scan.skipped[0]}")
         self.pairs, self._cache = keep, cache
 
     def _decode(self, p: PairFiles) -> tuple[np.ndarray, np.ndarray]:

@@ -416,6 +416,9 @@ def _work(kind: str, params: dict, task: _Task) -> str | None:
         outs = _compute(kind, params, imgs, task.srcs)
     except DataError as e:
         return str(e)
+    except (ValueError, RuntimeError, MemoryError) as e:     # one odd image must not end a long batch
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        return f"{task.srcs[0]}: cannot process image of {imgs[0].shape[1]}x{imgs[0].shape[0]} ({first})"
     for arr, d in zip(outs, task.dsts):
         try:
             _save(arr, d, params.get("quality", 95))

@@ -87,11 +87,14 @@ def edges(img: np.ndarray, low: float = 0.2, high: float = 0.5, sigma: float = 1
     if x.shape[1] == 1:
         x = x.expand(1, 3, *x.shape[2:])
     k = 2 * math.ceil(3 * sigma) + 1
+    h, w = x.shape[-2:]
+    if h < k or w < k:          # kornia's reflect padding needs the image larger than the blur kernel
+        x = torch.nn.functional.pad(x, (0, max(0, k - w), 0, max(0, k - h)), mode="replicate")
     with torch.no_grad():
         _, e = kornia.filters.canny(x, low, high, kernel_size=k, sigma=(sigma, sigma))
         if thickness > 1:
             e = kornia.morphology.dilation(e, torch.ones(thickness, thickness))
-    lines = e[0, 0].numpy() > 0.5
+    lines = e[0, 0, :h, :w].numpy() > 0.5
     return np.where(lines, 0, WHITE).astype(np.uint8)
 
 

@@ -10,10 +10,13 @@ A family answers four questions for the trainer:
   (A, x) concatenated on channels; unconditional: x alone);
 * ``g_extra(batch, fake)`` -- extra generator terms (pix2pix: lambda * L1).
 
-plus ``d_loss_scale`` (pix2pix halves D's loss) and ``display(batch, x)`` to
-turn tensors into RGB in [0, 1] for sample grids.
+plus ``d_loss_scale`` (pix2pix halves D's loss), ``display(batch, x)`` to
+turn tensors into RGB in [0, 1] for sample grids, and ``prepare_eval(G)``,
+the generator as it should run for samples and model.pt.
 """
 from __future__ import annotations
+
+import copy
 
 import torch
 import torch.nn as nn
@@ -96,6 +99,10 @@ class Pix2Pix:
         L = A if cfg.data.colorization else None
         return [display_rgb(A, cfg), display_rgb(fake, cfg, L), display_rgb(B, cfg, L)]
 
+    def prepare_eval(self, G: nn.Module) -> nn.Module:
+        """pix2pix normalises each image by its own statistics at test time: nothing to do."""
+        return G.eval()
+
 
 class Unconditional:
     """GAN from noise (DCGAN, the MLP GAN): G(z) -> x, D sees x alone."""
@@ -132,6 +139,42 @@ class Unconditional:
     def display(self, batch: dict, fake: torch.Tensor) -> list[torch.Tensor]:
         return [display_rgb(fake, self.cfg)]
 
+    def prepare_eval(self, G: nn.Module) -> nn.Module:
+        """A copy of G in eval mode whose BatchNorm statistics are measured for its current weights."""
+        return recalibrate_batchnorm(G, self.cfg, copy_first=True)
+
+
+def recalibrate_batchnorm(G: nn.Module, cfg: RunConfig, n: int = 1024, batch: int = 256,
+                          copy_first: bool = False) -> nn.Module:
+    """Set the running BatchNorm statistics of an unconditional G to their exact values for its
+    current weights (an average over ``n`` fixed noise samples), and return it in eval mode.
+
+    BatchNorm's running averages (momentum 0.1) mix the statistics of the last few
+    training steps, and are copied from the live generator into the weight EMA, which
+    they do not fit; measured statistics make eval-mode samples match the weights and
+    independent of the batch they are drawn in.  Uses its own random generator, so the
+    training run's random stream is untouched.  Networks without BatchNorm are returned as is.
+    """
+    bns = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return G.eval()
+    if copy_first:
+        G = copy.deepcopy(G)
+        bns = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    device = next(G.parameters()).device
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None                      # cumulative average over the batches below
+    g = torch.Generator().manual_seed(1234)
+    G.train()
+    with torch.no_grad():
+        for i in range(0, n, batch):
+            G(sample_noise(cfg, min(batch, n - i), "cpu", g).to(device))
+    for m, mom in zip(bns, momenta):
+        m.momentum = mom
+    return G.eval()
+
 
 def sample_noise(cfg: RunConfig, n: int, device, generator: torch.Generator | None = None) -> torch.Tensor:
     """z for an unconditional generator: N(0, 1) or U(-1, 1), shape (n, z_dim)."""
@@ -152,20 +195,26 @@ def load_generator(path, device: str | torch.device = "cpu") -> tuple[nn.Module,
     Prefers the EMA weights when the run kept them.  Needs no architecture flags:
     the config stored in the checkpoint rebuilds the network.
     """
-    from ..checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
+    from ..checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint, stored_config
     p = resolve_checkpoint(path)
     if p.is_file() and p.name == "latest.pt" and (p.parent / "model.pt").is_file() \
             and (p.parent / "model.pt").stat().st_mtime >= p.stat().st_mtime:
         p = p.parent / "model.pt"               # smaller, and the same generator
     ckpt = load_checkpoint(p, map_location="cpu")
-    cfg = RunConfig.from_dict(ckpt["config"])
+    cfg = stored_config(ckpt, p)
     state = ckpt["state"]
-    weights = (state.get("g_ema") or {}).get("model") or state.get("G")
-    if weights is None:
+    ema = state.get("g_ema")
+    weights = (ema.get("model") if isinstance(ema, dict) else None) or state.get("G")
+    if not isinstance(weights, dict):
         raise CheckpointError(f"{p}: holds no generator weights")
-    G = build_generator(cfg)
     try:
+        G = build_generator(cfg)
         G.load_state_dict(weights)
-    except RuntimeError as e:
-        raise CheckpointError(f"{p}: generator weights do not fit the stored config ({str(e).splitlines()[0]})") from None
-    return G.to(device).eval(), cfg
+    except (RuntimeError, TypeError, ValueError) as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()] or [type(e).__name__]
+        detail = lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else lines[0]
+        raise CheckpointError(f"{p}: generator weights do not fit the stored config ({detail[:200]})") from None
+    G = G.to(device).eval()
+    if cfg.model.kind != "pix2pix" and "opt_g" in state:
+        G = recalibrate_batchnorm(G, cfg)       # training state: BatchNorm stats not yet measured
+    return G, cfg

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import signal
 import sys
@@ -30,9 +31,10 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .. import report
-from ..checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from ..checkpoint import (CheckpointError, atomic_write_text, load_checkpoint, remove_stale_temporaries,
+                          save_checkpoint, stored_config)
 from ..config import RESUMABLE, ConfigError, RunConfig, field_section, make_config
-from . import objectives
+from . import distributed, objectives
 from .ema import EMAMeters, WeightEMA
 from .models import build_model, sample_noise
 
@@ -52,12 +54,33 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError(f"--device {name}: not a device name (auto, cpu, cuda, cuda:N)") from None
 
 
-def lr_factor(step: int, steps_per_epoch: int, epochs: int, epochs_decay: int) -> float:
-    """Constant for ``epochs`` epochs, then linear decay to zero over ``epochs_decay`` epochs."""
-    t = step / steps_per_epoch
-    if epochs_decay <= 0 or t < epochs:
+def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for --amp (None: full float32).  auto: bf16 on GPUs that have it,
+    else fp16 (with loss scaling) on CUDA; float32 on the CPU, where autocast does not pay here."""
+    if setting == "off" or (setting == "auto" and device.type != "cuda"):
+        return None
+    if setting == "bf16" or (setting == "auto" and torch.cuda.is_bf16_supported()):
+        return torch.bfloat16
+    if setting in ("fp16", "auto"):
+        if device.type != "cuda":
+            raise ConfigError("--amp fp16 needs a CUDA device (use bf16 or off on the CPU)")
+        return torch.float16
+    raise ConfigError(f"--amp must be auto, off, bf16 or fp16, got {setting!r}")
+
+
+def lr_factor(progress: float, epochs: int, epochs_decay: int) -> float:
+    """Constant, then linear decay to zero, in the ratio epochs : epochs_decay of the run.
+
+    ``progress`` in [0, 1] is how far the run is: the larger of steps done / steps in
+    epochs + epochs_decay, and minutes trained / --time-limit, so the schedule
+    completes whichever of the two ends the run.
+    """
+    if epochs_decay <= 0:
         return 1.0
-    return max(0.0, 1.0 - (t - epochs) / epochs_decay)
+    start = epochs / (epochs + epochs_decay)
+    if progress <= start:
+        return 1.0
+    return max(0.0, 1.0 - (progress - start) / (1.0 - start))
 
 
 class Trainer:
@@ -66,10 +89,16 @@ class Trainer:
         self.cfg = cfg.validate()
         t = cfg.train
         self.out = Path(t.out)
-        self.device = resolve_device(t.device)
+        self.rank, self.world, device_name = distributed.setup(t.device)
+        self.main = self.rank == 0                 # only rank 0 writes anything
+        self.device = resolve_device(device_name)
+        if self.device.type == "cuda":            # fastest conv algorithms for the fixed input size; TF32
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
         ckpt = checkpoint
 
-        torch.manual_seed(t.seed)
+        torch.manual_seed(t.seed)                  # identical initial weights on every rank
         random.seed(t.seed)
         self.model = build_model(cfg)
         self.G = self.model.G.to(self.device)
@@ -83,6 +112,13 @@ class Trainer:
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr, **adam)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr_d or t.lr, **adam)
         self.g_ema = WeightEMA(self.G, t.g_ema) if t.g_ema > 0 else None
+        self.amp_dtype = amp_dtype(t.amp, self.device)
+        # fp16 needs loss scaling against gradient underflow; bf16 and fp32 do not
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.D_fwd = self.D
+        if t.compile:                              # compiled callables; state_dicts stay on the originals
+            self.model.G = torch.compile(self.G)
+            self.D_fwd = torch.compile(self.D)
         self.d_loss_fn, self.g_loss_fn = objectives.get(t.objective)
         self.meters = EMAMeters(t.ema_decay)
 
@@ -92,80 +128,104 @@ class Trainer:
         self.dataset = dataset
         n = len(dataset)
         self.drop_last = n >= t.batch_size
-        self.steps_per_epoch = max(1, n // t.batch_size if self.drop_last else 1)
-        self.total_steps = (t.epochs + t.epochs_decay) * self.steps_per_epoch
+        self.global_batch = t.batch_size * self.world
+        self.drop_last = n >= self.global_batch
+        self.steps_per_epoch = max(1, n // self.global_batch if self.drop_last else 1)
+        self.schedule_steps = (t.epochs + t.epochs_decay) * self.steps_per_epoch
+        self.total_steps = self.schedule_steps
         if t.max_steps is not None:
             self.total_steps = min(self.total_steps, t.max_steps)
         self.step = 0
         self.elapsed = 0.0
         self.bad_files: set[str] = set()
+        self._outputs_at = -1                  # step at which end_of_epoch last wrote its outputs
         self._stop = threading.Event()
         self.stop_reason = ""
         if ckpt is not None:
-            self._load_state(ckpt["state"])
+            try:
+                self._load_state(ckpt["state"])
+            except (RuntimeError, KeyError, TypeError, ValueError) as e:
+                lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()] or [type(e).__name__]
+                raise CheckpointError(f"{self.out / 'latest.pt'}: its training state does not fit the stored "
+                                      f"configuration ({lines[-1][:160]})") from None
+        if self.world > 1:                         # different dropout/noise on each rank
+            torch.manual_seed(t.seed * 7919 + self.step * 104_729 + self.rank)
 
     # -- one iteration -------------------------------------------------------
     def train_step(self, batch: dict) -> dict[str, float]:
         t, m = self.cfg.train, self.model
         do_g = (self.step + 1) % t.d_steps == 0
+        D, scaler = self.D_fwd, self.scaler
         self.G.train()
         self.D.train()
-        with torch.set_grad_enabled(do_g):
+        with torch.set_grad_enabled(do_g), self._autocast():
             fake = m.generate(batch)
         real = m.real(batch)
 
         self.D.requires_grad_(True)
-        real_in, fake_in = m.d_input(batch, real), m.d_input(batch, fake.detach())
-        d_real, d_fake = self.D(real_in), self.D(fake_in)
-        loss_d = self.d_loss_fn(d_real, d_fake)
         logs = {}
-        if t.objective == "wgan-gp":
-            gp = objectives.gradient_penalty(self.D, real_in, fake_in)
-            loss_d = loss_d + t.gp_weight * gp
-            logs["GP"] = gp.item()
-        loss_d = loss_d * m.d_loss_scale
+        with self._autocast():
+            real_in, fake_in = m.d_input(batch, real), m.d_input(batch, fake.detach())
+            d_real, d_fake = D(real_in), D(fake_in)
+            loss_d = self.d_loss_fn(d_real.float(), d_fake.float())
+            if t.objective == "wgan-gp":
+                gp = objectives.gradient_penalty(D, real_in, fake_in)
+                loss_d = loss_d + t.gp_weight * gp
+                logs["GP"] = gp.item()
+            loss_d = loss_d * m.d_loss_scale
         self.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        self.opt_d.step()
-        logs.update(D=loss_d.item(), D_real=objectives.d_probability(d_real.detach(), t.objective).item(),
-                    D_fake=objectives.d_probability(d_fake.detach(), t.objective).item())
+        scaler.scale(loss_d).backward()
+        distributed.average_gradients(self.D)
+        scaler.step(self.opt_d)
+        logs.update(D=loss_d.item(), D_real=objectives.d_probability(d_real.detach().float(), t.objective).item(),
+                    D_fake=objectives.d_probability(d_fake.detach().float(), t.objective).item())
 
         if do_g:
             self.D.requires_grad_(False)
-            loss_gan = self.g_loss_fn(self.D(m.d_input(batch, fake)))
-            extra = m.g_extra(batch, fake)
-            loss_g = loss_gan + sum(extra.values())
+            with self._autocast():
+                loss_gan = self.g_loss_fn(D(m.d_input(batch, fake)).float())
+                extra = m.g_extra(batch, fake.float())
+                loss_g = loss_gan + sum(extra.values())
             self.opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            self.opt_g.step()
+            scaler.scale(loss_g).backward()
+            distributed.average_gradients(self.G)
+            scaler.step(self.opt_g)
             self.D.requires_grad_(True)
             if self.g_ema is not None:
                 self.g_ema.update(self.G)
             logs["G_GAN"] = loss_gan.item()
             logs.update({k: v.item() for k, v in extra.items()})
+        scaler.update()
+        logs = distributed.mean_of(logs, self.device)
         bad = [k for k, v in logs.items() if not math.isfinite(v)]
         if bad:
+            latest = self.out / "latest.pt"
+            kept = f"the last good checkpoint {latest} is kept" if latest.exists() else "no checkpoint was written yet"
             raise TrainingError(f"step {self.step + 1}: {', '.join(bad)} loss is not finite ({logs[bad[0]]}); "
-                                f"stopped, the last good checkpoint {self.out / 'latest.pt'} is kept")
+                                f"stopped, {kept} (a lower --lr may help)")
         return logs
 
     # -- the loop ------------------------------------------------------------
     def fit(self) -> Path:
         t = self.cfg.train
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.cfg.save(self.out / "config.json")
-        self._truncate_log()
-        self._print_header()
+        if self.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            for sub in (self.out, self.out / "samples"):     # half-written files of a killed run
+                remove_stale_temporaries(sub)
+            self.cfg.save(self.out / "config.json")
+            self._truncate_log()
+            self._print_header()
         restore = self._install_sigint()
         start, base = time.monotonic(), self.elapsed
         n_epochs = math.ceil(self.total_steps / self.steps_per_epoch)
         try:
-            with open(self.out / "log.jsonl", "a", buffering=1) as log:
+            with (open(self.out / "log.jsonl", "a", buffering=1) if self.main else open(os.devnull, "w")) as log:
                 while self.step < self.total_steps and not self._stop.is_set():
                     epoch, first = divmod(self.step, self.steps_per_epoch)
                     end = min(self.steps_per_epoch, first + self.total_steps - self.step)
                     bar = tqdm(total=end, initial=first, desc=f"epoch {epoch + 1}/{n_epochs}",
-                               disable=not t.progress, dynamic_ncols=True, file=sys.stderr, unit="step")
+                               disable=not (t.progress and self.main), dynamic_ncols=True, file=sys.stderr,
+                               unit="step")
                     for batch in self._loader(epoch, first, end - first):
                         self._report_bad(batch.pop("errors", []), bar)
                         if not any(k in batch for k in ("A", "image")):
@@ -181,22 +241,27 @@ class Trainer:
                         self.meters.update(logs)
                         bar.set_postfix_str(self._postfix(), refresh=False)
                         bar.update()
-                        if t.sample_every and self.step % t.sample_every == 0:
+                        if self.main and t.sample_every and self.step % t.sample_every == 0:
                             self.sample()
-                        if t.save_every and self.step % t.save_every == 0:
+                        if self.main and t.save_every and self.step % t.save_every == 0:
                             self.save()
                         if t.time_limit and self.elapsed >= t.time_limit * 60:
                             self.stop_reason = f"time limit of {t.time_limit:g} min reached"
                             self._stop.set()
-                        if self._stop.is_set():
+                        if distributed.any_rank(self._stop.is_set(), self.device):
+                            self._stop.set()
                             break
                     bar.close()
                     if self.step % self.steps_per_epoch == 0 or self.step >= self.total_steps:
                         self.end_of_epoch()
         finally:
             restore()
-        if self._stop.is_set():
+        if self._stop.is_set() and self._outputs_at != self.step:   # not already written at an epoch's end
             self.end_of_epoch()
+        if not self.main:
+            return self.out
+        if t.sample_every and self.step % t.sample_every:     # the final weights' grid, too
+            self.sample()
         self.save_model()
         msg = self.stop_reason or f"finished {self.step} steps"
         print(f"{msg}; run folder {self.out} (latest.pt, model.pt, samples/, losses.png)", file=sys.stderr)
@@ -205,6 +270,9 @@ class Trainer:
         return self.out
 
     def end_of_epoch(self) -> None:
+        self._outputs_at = self.step
+        if not self.main:
+            return
         if not self.cfg.train.sample_every:
             self.sample()
         self.save()
@@ -212,7 +280,8 @@ class Trainer:
 
     # -- outputs -------------------------------------------------------------
     def eval_generator(self) -> torch.nn.Module:
-        return (self.g_ema.model if self.g_ema is not None else self.G).eval()
+        """The generator for samples and model.pt: the weight EMA when kept, prepared by the model family."""
+        return self.model.prepare_eval(self.g_ema.model if self.g_ema is not None else self.G)
 
     @torch.no_grad()
     def sample(self) -> Path:
@@ -241,7 +310,8 @@ class Trainer:
 
     def plot(self) -> None:
         rows = report.read_log(self.out / "log.jsonl")
-        keys = [k for k in ("D", "G_GAN", "G_L1", "D_real", "D_fake", "GP") if any(k in r for r in rows[-1:])]
+        # G terms are missing from D-only steps (--d-steps > 1): look further back than the last row
+        keys = [k for k in ("D", "G_GAN", "G_L1", "D_real", "D_fake", "GP") if any(k in r for r in rows[-64:])]
         report.loss_plot(rows, self.out / "losses.png", keys, title=f"{self.cfg.model.kind} losses ({self.out.name})")
 
     def state_dict(self) -> dict:
@@ -251,6 +321,7 @@ class Trainer:
         return {"G": self.G.state_dict(), "D": self.D.state_dict(),
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
                 "g_ema": self.g_ema.state_dict() if self.g_ema is not None else None,
+                "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
                 "meters": self.meters.state_dict(), "step": self.step, "elapsed": self.elapsed,
                 "bad_files": sorted(self.bad_files), "rng": rng}
 
@@ -261,6 +332,8 @@ class Trainer:
         self.opt_d.load_state_dict(s["opt_d"])
         if self.g_ema is not None and s.get("g_ema"):
             self.g_ema.load_state_dict(s["g_ema"])
+        if self.scaler.is_enabled() and s.get("scaler"):
+            self.scaler.load_state_dict(s["scaler"])
         self.meters.load_state_dict(s["meters"])
         self.step, self.elapsed = int(s["step"]), float(s["elapsed"])
         self.bad_files = set(s.get("bad_files", []))
@@ -293,7 +366,8 @@ class Trainer:
         bs = self.cfg.train.batch_size
         order = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(
             self.cfg.train.seed * 1_000_003 + epoch)).tolist()
-        order = order[first * bs:(first + count) * bs]
+        gb = self.global_batch
+        order = order[first * gb:(first + count) * gb][self.rank::self.world]   # this rank's shard
         if hasattr(self.dataset, "epoch"):
             self.dataset.epoch = epoch
         from ..data import collate
@@ -314,12 +388,25 @@ class Trainer:
 
     def _set_lr(self) -> float:
         t = self.cfg.train
-        f = lr_factor(self.step, self.steps_per_epoch, t.epochs, t.epochs_decay)
+        f = lr_factor(self.progress(), t.epochs, t.epochs_decay)
         for g in self.opt_g.param_groups:
             g["lr"] = t.lr * f
         for g in self.opt_d.param_groups:
             g["lr"] = (t.lr_d or t.lr) * f
         return t.lr * f
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                              enabled=self.amp_dtype is not None)
+
+    def progress(self) -> float:
+        """Fraction of the schedule done: by epochs, or by --time-limit, whichever is further.
+        (--max-steps only stops the run; it does not change the schedule, so a run cut short
+        that way and resumed matches an uninterrupted one.)"""
+        p = self.step / self.schedule_steps
+        if self.cfg.train.time_limit:
+            p = max(p, self.elapsed / (self.cfg.train.time_limit * 60))
+        return min(1.0, p)
 
     def _postfix(self) -> str:
         s = self.meters.smoothed()
@@ -382,7 +469,11 @@ def train(config: RunConfig | None = None, *, resume: bool = False, dataset=None
         if not path.exists():
             raise ConfigError(f"{path}: nothing to resume (no checkpoint in {out})")
         ckpt = load_checkpoint(path)
-        base = RunConfig.from_dict(ckpt["config"])
+        base = stored_config(ckpt, path)
+        missing = sorted({"G", "D", "opt_g", "opt_d", "meters", "step", "elapsed", "rng"} - set(ckpt["state"]))
+        if missing:
+            raise CheckpointError(f"{path}: holds no full training state (missing {', '.join(missing)}); "
+                                  "--resume needs the latest.pt written by img2img train, not a model.pt")
         fixed = sorted(k for k, v in settings.items() if k not in RESUMABLE and k != "out"
                        and getattr(getattr(base, field_section(k)), k) != v)
         if fixed:
