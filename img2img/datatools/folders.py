@@ -120,12 +120,9 @@ def edges(src, out, *, low: float = 0.2, high: float = 0.5, sigma: float = 1.5, 
     ``low``/``high``: hysteresis thresholds (see :func:`img2img.datatools.ops.edges`);
     ``sigma``: blur before the gradient; ``thickness``: line width in pixels.
     """
-    if not 0.0 <= low <= high:
-        raise ConfigError(f"edge thresholds need 0 <= low <= high, got low={low}, high={high}")
-    if sigma <= 0:
-        raise ConfigError(f"sigma must be positive, got {sigma}")
-    if thickness < 1:
-        raise ConfigError(f"thickness must be at least 1 pixel, got {thickness}")
+    problem = ops.edge_params_problem(low, high, sigma, thickness)
+    if problem:
+        raise ConfigError(problem)
     params = {"low": low, "high": high, "sigma": sigma, "thickness": thickness}
     return _derive("edges", src, out, params, layout, ext, quality, workers, overwrite, progress)
 

@@ -64,6 +64,17 @@ def blank(img: np.ndarray, fraction: float = 0.5) -> np.ndarray:
     return out
 
 
+def edge_params_problem(low: float, high: float, sigma: float, thickness: int) -> str | None:
+    """What is wrong with a set of Canny settings, or None."""
+    if not 0.0 <= low <= high:
+        return f"edge thresholds need 0 <= low <= high, got low={low}, high={high}"
+    if sigma <= 0:
+        return f"sigma must be positive, got {sigma}"
+    if thickness < 1:
+        return f"thickness must be at least 1 pixel, got {thickness}"
+    return None
+
+
 def edges(img: np.ndarray, low: float = 0.2, high: float = 0.5, sigma: float = 1.5,
           thickness: int = 1) -> np.ndarray:
     """Canny edges of an RGB image (kornia) as black lines on white, uint8 (H, W).
@@ -77,12 +88,9 @@ def edges(img: np.ndarray, low: float = 0.2, high: float = 0.5, sigma: float = 1
     import kornia
     import torch
 
-    if not 0.0 <= low <= high:
-        raise ValueError(f"need 0 <= low <= high, got low={low}, high={high}")
-    if sigma <= 0:
-        raise ValueError(f"sigma must be positive, got {sigma}")
-    if thickness < 1:
-        raise ValueError(f"thickness must be at least 1, got {thickness}")
+    problem = edge_params_problem(low, high, sigma, thickness)
+    if problem:
+        raise ValueError(problem)
     x = torch.from_numpy(np.array(img, dtype=np.float32, copy=True)).permute(2, 0, 1)[None] / 255.0
     if x.shape[1] == 1:
         x = x.expand(1, 3, *x.shape[2:])
