@@ -63,8 +63,8 @@ class _RawPairs(Dataset):
             return {"index": i, "error": str(e)}
         except Exception as e:  # noqa: BLE001
             return {"index": i, "error": f"{self.ds.pairs[i].a}: cannot decode ({_first_line(e)})"}
-        return {"index": i, "input": torch.from_numpy(np.ascontiguousarray(a)),
-                "target": torch.from_numpy(np.ascontiguousarray(b))}
+        return {"index": i, "input": torch.from_numpy(np.array(a)),
+                "target": torch.from_numpy(np.array(b))}
 
 
 def evaluate(model: str | Path | Translator, pairs: str | Path, out: str | Path, *, direction: str | None = None,
