@@ -24,6 +24,11 @@ def net_to_rgb(x: torch.Tensor) -> torch.Tensor:
     return ((x + 1.0) * 0.5).clamp(0.0, 1.0)
 
 
+def rgb_to_gray(rgb: torch.Tensor) -> torch.Tensor:
+    """RGB (..., 3, H, W) -> gray (..., 1, H, W) with ITU-R 601-2 luma weights (as PIL and the data loader)."""
+    return rgb[..., 0:1, :, :] * 0.299 + rgb[..., 1:2, :, :] * 0.587 + rgb[..., 2:3, :, :] * 0.114
+
+
 def rgb_to_lab_net(rgb: torch.Tensor) -> torch.Tensor:
     """RGB in [0, 1], (..., 3, H, W) -> scaled Lab (L/50-1, a/110, b/110)."""
     lab = rgb_to_lab(rgb)

@@ -29,11 +29,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from . import color as colorlib
 from .checkpoint import atomic_write_text
 from .config import ConfigError
 from .data.io import DataError
 from .data.paired import PairedDataset
-from .translate import Translator, _as_list, _first_line, _to_float, resize_rgb, save_rgb, to_uint8
+from .report import to_uint8
+from .translate import Translator, _as_list, _first_line, _to_float, resize_rgb, save_rgb
 
 PSNR_CAP = 100.0
 
@@ -120,7 +122,7 @@ def evaluate(model: str | Path | Translator, pairs: str | Path, out: str | Path,
             for it, x, y in zip(good, inputs, outputs):
                 t = _to_float(it["target"].numpy())
                 if gray_out:
-                    t = _luma3(t)
+                    t = colorlib.rgb_to_gray(t).expand(3, -1, -1)
                 name = ds.pairs[it["index"]].name
                 thumbs = {k: resize_rgb(v, size) for k, v in (("input", x), ("output", y), ("target", t))}
                 entry = {"name": name, **pair_metrics(thumbs["output"], thumbs["target"])}
@@ -144,11 +146,6 @@ def evaluate(model: str | Path | Translator, pairs: str | Path, out: str | Path,
     atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
     atomic_write_text(out / "index.html", render_html(results, title))
     return results
-
-
-def _luma3(rgb: torch.Tensor) -> torch.Tensor:
-    g = rgb[0:1] * 0.299 + rgb[1:2] * 0.587 + rgb[2:3] * 0.114
-    return g.expand(3, -1, -1)
 
 
 def _natural(name: str) -> list:

@@ -36,7 +36,7 @@ import torch
 
 from .checkpoint import atomic_path
 from .config import ConfigError, RunConfig
-from .translate import ONNX_CONFIG_KEY, NoiseGenerator, RGBGenerator
+from .translate import ONNX_CONFIG_KEY, NoiseGenerator, RGBGenerator, _first_line
 
 DEFAULT_OPSET = 18
 EXPORTERS = ("dynamo", "torchscript")
@@ -198,11 +198,6 @@ def _import_onnx():
 def _version() -> str:
     from . import __version__
     return __version__
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:200] if text else type(e).__name__
 
 
 __all__ = ["ExportError", "ExportResult", "compare", "example_inputs", "export_onnx",

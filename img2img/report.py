@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
-from torchvision.utils import make_grid
 
 from .checkpoint import atomic_path
 
@@ -17,8 +16,9 @@ PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 1
 
 
 def to_uint8(rgb: torch.Tensor) -> np.ndarray:
-    """(3, H, W) or (H, W) float in [0, 1] -> uint8 (H, W, 3)."""
-    x = rgb.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu()
+    """(3, H, W) or (H, W) float in [0, 1] -> uint8 (H, W, 3) or (H, W)."""
+    x = rgb.detach().float().clamp(0, 1).mul_(255).round_()      # one float copy, then in place (big images)
+    x = x.to(torch.uint8).cpu()
     if x.dim() == 3:
         x = x.permute(1, 2, 0)
     return x.numpy()
@@ -35,6 +35,7 @@ def save_rows_grid(rows: list[torch.Tensor], path: str | Path) -> None:
     pix2pix passes [inputs, outputs, targets], each (N, 3, H, W) in [0, 1], giving
     rows of input | output | target.
     """
+    from torchvision.utils import make_grid
     n = rows[0].shape[0]
     tiles = torch.stack([r[i] for i in range(n) for r in rows])
     grid = make_grid(tiles.float().cpu(), nrow=len(rows), padding=2, pad_value=1.0)
@@ -43,6 +44,7 @@ def save_rows_grid(rows: list[torch.Tensor], path: str | Path) -> None:
 
 def save_image_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> None:
     """(N, 3, H, W) in [0, 1] -> one PNG grid (about square)."""
+    from torchvision.utils import make_grid
     nrow = nrow or max(1, int(math.ceil(math.sqrt(images.shape[0]))))
     grid = make_grid(images.float().cpu(), nrow=nrow, padding=2, pad_value=1.0)
     save_png(Image.fromarray(to_uint8(grid)), path)

@@ -61,6 +61,7 @@ from . import color as colorlib
 from .checkpoint import CheckpointError, atomic_path
 from .config import ConfigError, RunConfig
 from .data.io import IMAGE_EXTENSIONS, DataError, is_image, list_images, load_image
+from .report import to_uint8
 
 POLICIES = ("resize", "pad")
 _POLICY_ALIASES = {"native": "pad", "resize": "resize", "pad": "pad"}
@@ -69,11 +70,6 @@ ONNX_CONFIG_KEY = "img2img_config"
 
 
 # -- the networks as RGB functions (shared by the torch backend and the ONNX export) --------
-def _luma(rgb: torch.Tensor) -> torch.Tensor:
-    """RGB (N, 3, H, W) -> gray (N, 1, H, W), ITU-R 601-2 weights (as the data loader)."""
-    return rgb[:, 0:1] * 0.299 + rgb[:, 1:2] * 0.587 + rgb[:, 2:3] * 0.114
-
-
 class RGBGenerator(nn.Module):
     """A pix2pix generator as a self-contained function: RGB in [0, 1] -> RGB in [0, 1].
 
@@ -94,7 +90,7 @@ class RGBGenerator(nn.Module):
         if self.colorization:
             L = colorlib.rgb_to_lab_net(rgb)[:, :1]
             return colorlib.merge_l_ab(L, self.G(L))
-        x = _luma(rgb) if self.gray_in else rgb
+        x = colorlib.rgb_to_gray(rgb) if self.gray_in else rgb
         out = colorlib.decode(self.G(colorlib.encode(x, self.color)), self.color)
         return out.expand(-1, 3, -1, -1) if out.shape[1] == 1 else out
 
@@ -203,12 +199,6 @@ def prepare_input(rgb: torch.Tensor, policy: str, size: int, multiple: int) -> t
 def _to_float(arr: np.ndarray) -> torch.Tensor:
     """uint8 (H, W, C) -> float (C, H, W) in [0, 1]."""
     return torch.from_numpy(np.require(arr, requirements=["C", "W"])).permute(2, 0, 1).float().div_(255.0)
-
-
-def to_uint8(rgb: torch.Tensor) -> np.ndarray:
-    """(3, H, W) float in [0, 1] -> uint8 (H, W, 3)."""
-    x = rgb.detach().float().clamp(0, 1).mul_(255).round_()        # one float copy, then in place (big images)
-    return x.to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
 # -- the Translator --------------------------------------------------------------------------
