@@ -439,8 +439,9 @@ def _add_translate_parser(sub) -> None:
     t.add_argument("input", metavar="INPUT", help="image folder (searched recursively) or one image")
     t.add_argument("output", metavar="OUTPUT", help="output folder (or a file name when INPUT is one image)")
     _add_inference_args(t)
-    t.add_argument("--workers", type=int, default=2, metavar="N",
-                   help="decoding processes, overlapped with the network (default: 2)")
+    t.add_argument("--workers", type=int, metavar="N",
+                   help="decoding processes, overlapped with the network (default: 0 on a CPU with <= 4 "
+                        "cores, where they would only slow the network; else 2)")
     t.add_argument("--suffix", default="", help="appended to each output name's stem, e.g. _fake")
     t.add_argument("--format", default="same", choices=["same", "png", "jpg", "webp", "bmp", "tif"],
                    help="output format (default: same as the input)")
@@ -462,7 +463,7 @@ def _add_inference_args(p) -> None:
 
 def cmd_translate(args: argparse.Namespace) -> int:
     from .translate import translate_folder
-    if args.workers < 0:
+    if args.workers is not None and args.workers < 0:
         raise _usage(f"--workers must be >= 0, got {args.workers}")
     summary = translate_folder(args.model, args.input, args.output, batch_size=args.batch_size,
                                device=args.device, policy=args.policy, workers=args.workers,
@@ -484,7 +485,8 @@ def _add_eval_parser(sub) -> None:
     e.add_argument("--out", required=True, metavar="DIR", help="report folder")
     e.add_argument("--direction", choices=["AtoB", "BtoA"], help="which side is the input (default: the model's)")
     _add_inference_args(e)
-    e.add_argument("--workers", type=int, default=2, metavar="N", help="decoding processes (default: 2)")
+    e.add_argument("--workers", type=int, metavar="N",
+                   help="decoding processes (default: 0 on a CPU with <= 4 cores, else 2)")
     e.add_argument("--overwrite", action="store_true", help="replace an existing report in --out")
     e.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     e.set_defaults(func=cmd_eval)
@@ -492,6 +494,8 @@ def _add_eval_parser(sub) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate
+    if args.workers is not None and args.workers < 0:
+        raise _usage(f"--workers must be >= 0, got {args.workers}")
     r = evaluate(args.model, args.pairs, args.out, direction=args.direction, device=args.device,
                  policy=args.policy, batch_size=args.batch_size, workers=args.workers,
                  overwrite=args.overwrite, progress=args.progress)

@@ -70,7 +70,7 @@ class _RawPairs(Dataset):
 
 
 def evaluate(model: str | Path | Translator, pairs: str | Path, out: str | Path, *, direction: str | None = None,
-             device: str = "auto", policy: str = "resize", batch_size: int = 8, workers: int = 2,
+             device: str = "auto", policy: str = "resize", batch_size: int = 8, workers: int | None = None,
              overwrite: bool = False, progress: bool = True, title: str | None = None) -> dict:
     """Translate the pairs under ``pairs`` and score them; write ``out/index.html`` and ``out/results.json``.
 
@@ -100,6 +100,9 @@ def evaluate(model: str | Path | Translator, pairs: str | Path, out: str | Path,
         print(f"warning: {msg}; skipped", file=sys.stderr)
     size = (tr.size, tr.size)
     gray_out = cfg.model.output_nc == 1 and not cfg.data.colorization
+    if workers is None:
+        from .translate import default_workers
+        workers = default_workers(tr.device)
     workers = max(0, min(workers, len(ds) // max(1, tr.batch_size)))
     loader = DataLoader(_RawPairs(ds), batch_size=tr.batch_size, num_workers=workers, collate_fn=_as_list)
     entries: list[dict] = []

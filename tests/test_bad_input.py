@@ -541,6 +541,7 @@ OPTIONS = [
     ("translate", ["--format", "gif"], 2, "invalid choice"),
     ("translate", ["--device", "cuda:7"], 2, "cuda"),
     ("eval", ["--batch-size", "0"], 2, "batch-size"),
+    ("eval", ["--workers", "-1"], 2, "workers"),
     ("export", ["--opset", "3"], 2, "opset"),
     ("sample", ["--n", "0"], 2, "--n"),
     ("sample", ["--interpolate", "1", "2", "--steps", "1"], 2, "--steps"),

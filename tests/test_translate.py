@@ -62,6 +62,24 @@ def test_batch_size_does_not_change_folder_outputs(rgb_model, tmp_path):
         assert np.array_equal(read(tmp_path / "out1" / rel), read(tmp_path / "out8" / rel)), rel
 
 
+def test_worker_processes_give_the_same_outputs_and_default_to_none_on_small_cpus(rgb_model, tmp_path, monkeypatch):
+    import os
+
+    from img2img.translate import default_workers
+    files = write_images(tmp_path / "in", [(32, 32)] * 6, exts=("png",))
+    for w in (0, 2):
+        translate_folder(rgb_model, tmp_path / "in", tmp_path / f"out{w}", batch_size=2, device="cpu",
+                         workers=w, progress=False)
+    for f in files:
+        rel = f.relative_to(tmp_path / "in")
+        assert np.array_equal(read(tmp_path / "out0" / rel), read(tmp_path / "out2" / rel)), rel
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert default_workers(torch.device("cpu")) == 0
+    assert default_workers(torch.device("cuda")) == 2
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert default_workers(torch.device("cpu")) == 2
+
+
 def test_deterministic_unless_dropout_noise_is_asked_for(rgb_model):
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     tr = Translator.load(rgb_model, device="cpu")
