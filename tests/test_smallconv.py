@@ -22,6 +22,7 @@ def _pair(kind, cin, cout, bias, stride=2, padding=1):
     ("conv", 16, 24, 1, 2, False), ("conv", 16, 24, 3, 8, True), ("conv", 8, 8, 2, 16, False),
     ("conv", 8, 8, 1, 5, True),                               # odd size
     ("convT", 32, 16, 1, 1, False), ("convT", 32, 16, 4, 2, True), ("convT", 16, 8, 2, 8, False),
+    ("convT", 8, 3, 2, 20, True), ("convT", 8, 3, 1, 20, True),    # the output layer, large maps
 ])
 def test_matches_torch_forward_and_backward(kind, cin, cout, n, size, bias):
     ref, ours = _pair(kind, cin, cout, bias)
@@ -47,9 +48,10 @@ def test_non_contiguous_input_and_in_place_activation():
 
 
 def test_large_maps_use_torch_kernel():
-    _, ours = _pair("conv", 4, 4, False)
-    y = ours(torch.randn(1, 4, 64, 64, requires_grad=True))   # 32x32 output > SMALL_POSITIONS
-    assert "MM" not in type(y.grad_fn).__name__
+    for kind, cin, cout, size in (("conv", 3, 8, 64), ("convT", 8, 8, 32)):
+        _, ours = _pair(kind, cin, cout, False)
+        y = ours(torch.randn(1, cin, size, size, requires_grad=True))   # 32x32 or 64x64 > SMALL_POSITIONS
+        assert "MM" not in type(y.grad_fn).__name__
 
 
 def test_unet_same_output_and_weight_gradients_either_way(monkeypatch):

@@ -12,7 +12,9 @@ cost 2-4x less (tools/bench.py; measured per layer in the note of issue 5).
 :class:`Conv2d` and :class:`ConvTranspose2d` are drop-in subclasses of
 torch's layers (same parameters, same state_dict keys): they take the matrix
 path only on the CPU, for ungrouped undilated layers whose low-resolution
-side has at most ``SMALL_POSITIONS`` positions per image, and never while
+side has at most ``SMALL_POSITIONS`` positions per image, or transposed
+convolutions to at most ``FEW_CHANNELS`` channels (the U-Net's output layer,
+128 -> 3 channels at 256x256, runs at ~20 GFLOP/s in oneDNN), and never while
 exporting to ONNX or tracing; everything else goes to torch's own kernel.
 Results agree with torch's to float32 rounding (tests/test_smallconv.py).
 """
@@ -23,6 +25,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 SMALL_POSITIONS = 64        # 8x8: measured crossover on a 2-core AVX2 machine (16x16 is a tie)
+FEW_CHANNELS = 4            # a transposed conv to <= 4 channels (the image) takes the matrix path at any size
+LARGE = 256                 # positions per image from which products are done image by image
 
 
 def _wmm(w2: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
@@ -30,6 +34,8 @@ def _wmm(w2: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     the weight, which torch.matmul's broadcasting would make).  A narrow right operand (N*L < 16)
     is computed as (cols^T @ w2^T)^T: MKL is several times slower for the narrow case."""
     N, K, L = cols.shape
+    if N > 1 and L >= LARGE:                                                   # no big transposed copies
+        return torch.stack([w2 @ cols[n] for n in range(N)])
     c = cols[0] if N == 1 else cols.transpose(0, 1).reshape(K, N * L)
     out = (c.t() @ w2.t()).t() if N * L < 16 else w2 @ c                       # M, N*L
     if N == 1:
@@ -40,6 +46,8 @@ def _wmm(w2: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
 def _wtmm(w2: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """w2^T @ g[n] for every n: (M, K) and (N, M, L) -> (N, K, L), computed as (g^T @ w2)^T."""
     N, M, L = g.shape
+    if L >= LARGE:
+        return torch.stack([w2.t() @ g[n] for n in range(N)])
     out = g.transpose(1, 2).reshape(N * L, M) @ w2                              # N*L, K
     return out.reshape(N, L, -1).transpose(1, 2)
 
@@ -119,17 +127,21 @@ class _ConvTransposeMM(torch.autograd.Function):
 def _sum_outer(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """sum_n a[n] @ b[n]^T for (N, M, L) and (N, K, L): one (M, N*L) @ (N*L, K) product."""
     N, M, L = a.shape
-    if N == 1:
-        return a[0] @ b[0].t()
+    if N == 1 or L >= LARGE:
+        out = a[0] @ b[0].t()
+        for n in range(1, N):
+            out.addmm_(a[n], b[n].t())
+        return out
     return a.transpose(0, 1).reshape(M, N * L) @ b.transpose(0, 1).reshape(b.shape[1], N * L).t()
 
 
-def _use_matmul(layer: nn.Module, x: torch.Tensor, low_res: int) -> bool:
+def _use_matmul(layer: nn.Module, x: torch.Tensor, low_res: int, few: bool = False) -> bool:
     return (x.device.type == "cpu" and x.dim() == 4 and x.dtype == torch.float32
-            and low_res <= SMALL_POSITIONS and layer.groups == 1 and layer.dilation == (1, 1)
+            and (low_res <= SMALL_POSITIONS or few) and layer.groups == 1 and layer.dilation == (1, 1)
             and layer.padding_mode == "zeros" and isinstance(layer.padding, tuple)
             and not torch.jit.is_tracing() and not torch.jit.is_scripting()
             and not torch.onnx.is_in_onnx_export() and not torch.compiler.is_compiling()
+            and not torch.compiler.is_exporting()
             and x.layout == torch.strided)
 
 
@@ -146,7 +158,7 @@ class Conv2d(nn.Conv2d):
 class ConvTranspose2d(nn.ConvTranspose2d):
     def forward(self, x: torch.Tensor, output_size=None) -> torch.Tensor:
         if output_size is None and x.dim() == 4 and self.output_padding == (0, 0) \
-                and _use_matmul(self, x, x.shape[2] * x.shape[3]):
+                and _use_matmul(self, x, x.shape[2] * x.shape[3], self.out_channels <= FEW_CHANNELS):
             Ho = (x.shape[2] - 1) * self.stride[0] - 2 * self.padding[0] + self.kernel_size[0]
             Wo = (x.shape[3] - 1) * self.stride[1] - 2 * self.padding[1] + self.kernel_size[1]
             return _ConvTransposeMM.apply(x, self.weight, self.bias, self.stride, self.padding, (Ho, Wo))
