@@ -91,3 +91,22 @@ def test_running_stats_switch():
     assert y.mean(dim=(2, 3)).abs().max() < 1e-5
     with pytest.raises(ValueError):
         BatchNorm2d(4, stats="bogus")
+
+
+def test_pix2pix_upsampling_layers_start_without_checkerboard():
+    import torch.nn as nn
+
+    from img2img.config import make_config
+    from img2img.gan.models import Pix2Pix
+    from img2img.nets.init import init_weights
+    torch.manual_seed(0)
+    G = Pix2Pix(make_config(pairs="unused", crop_size=32, load_size=36, ngf=8, ndf=8)).G
+    ups = [m for m in G.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert len(ups) == 5
+    for m in ups:
+        y = m(torch.ones(1, m.in_channels, 6, 6))[0, :, 2:-2, 2:-2]     # interior of a constant input
+        assert torch.allclose(y, y[:, :1, :1].expand_as(y), atol=1e-6)  # constant: the phases agree
+    plain = init_weights(nn.ConvTranspose2d(16, 4, 4, 2, 1))             # the paper's N(0, 0.02)
+    y = plain(torch.ones(1, 16, 6, 6))[0, :, 2:-2, 2:-2]
+    assert not torch.allclose(y, y[:, :1, :1].expand_as(y), atol=1e-4)
+    assert 0.01 < ups[2].weight.std() < 0.03                            # same scale as N(0, 0.02)

@@ -76,8 +76,9 @@ class Pix2Pix:
     d_loss_scale = 0.5
 
     def __init__(self, cfg: RunConfig):
+        from ..nets.init import init_upsampling_evenly
         self.cfg = cfg
-        self.G = init_weights(build_generator(cfg))
+        self.G = init_upsampling_evenly(init_weights(build_generator(cfg)))
         self.D = init_weights(build_discriminator(cfg))
 
     def generate(self, batch: dict, G: nn.Module | None = None) -> torch.Tensor:
