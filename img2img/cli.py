@@ -27,7 +27,8 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 def _add(group, *flags, dest, help, default_of=None, **kw):
-    help = help + (_d(default_of or dest) if (default_of or dest) in _DEFAULTS else "")
+    flag = kw.get("action") in ("store_true", "store_false")     # on/off switches: the flag says it all
+    help = help + (_d(default_of or dest) if (default_of or dest) in _DEFAULTS and not flag else "")
     group.add_argument(*flags, dest=dest, default=argparse.SUPPRESS, help=help, **kw)
 
 
@@ -119,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add(g, "--beta1", dest="beta1", type=float, help="Adam beta1")
     _add(g, "--lambda-l1", dest="lambda_l1", type=float, metavar="L", help="weight of the L1 term")
     _add(g, "--g-ema", dest="g_ema", type=float, metavar="DECAY",
-         help="keep an EMA of the generator's weights and use it for samples and model.pt (0: off; dcgan: 0.999)")
+         help="keep an EMA of the generator's weights and use it for samples and model.pt (0: off; mlp: 0)")
     _add(g, "--objective", dest="objective", choices=["nonsat", "minimax", "lsgan", "hinge", "wgan-gp"],
          help="GAN objective")
     _add(g, "--d-steps", dest="d_steps", type=int, metavar="K", help="discriminator updates per generator update")
