@@ -67,6 +67,7 @@ POLICIES = ("resize", "pad")
 _POLICY_ALIASES = {"native": "pad", "resize": "resize", "pad": "pad"}
 FORMATS = ("same", "png", "jpg", "webp", "bmp", "tif")
 ONNX_CONFIG_KEY = "img2img_config"
+WRITE_THREADS = 2
 
 
 # -- the networks as RGB functions (shared by the torch backend and the ONNX export) --------
@@ -531,7 +532,7 @@ def translate_folder(model: str | Path | Translator, input: str | Path, output: 
             bar.update()
 
     pending: list[Future] = []
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="img2img-write") as pool:
+    with ThreadPoolExecutor(max_workers=WRITE_THREADS, thread_name_prefix="img2img-write") as pool:
         try:
             for items in loader:
                 good = []
