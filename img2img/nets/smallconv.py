@@ -56,19 +56,17 @@ class _ConvMM(torch.autograd.Function):
     """y = conv2d(x, w, b) via unfold + matmul, with a hand-ordered backward."""
 
     @staticmethod
-    def forward(ctx, x, w, b, stride, padding):
+    def forward(ctx, x, w, b, stride, padding, out_hw):
         N, C, H, W = x.shape
         O, _, kh, kw = w.shape
         cols = F.unfold(x.contiguous(), (kh, kw), padding=padding, stride=stride)  # N, C*kh*kw, L
-        Ho = (H + 2 * padding[0] - kh) // stride[0] + 1
-        Wo = (W + 2 * padding[1] - kw) // stride[1] + 1
         w2 = w.reshape(O, -1)
         y = _wmm(w2, cols)                                                       # N, O, L
         if b is not None:
             y = y + b.view(1, O, 1)
         ctx.save_for_backward(cols, w)
         ctx.conf = ((H, W), stride, padding, b is not None)
-        return y.reshape(N, O, Ho, Wo).clone()    # tiny; a view could not be modified in place (ReLU)
+        return y.reshape(N, O, *out_hw).clone()   # tiny; a view could not be modified in place (ReLU)
 
     @staticmethod
     def backward(ctx, gy):
@@ -86,7 +84,7 @@ class _ConvMM(torch.autograd.Function):
             gw = _sum_outer(g, cols).reshape(w.shape)
         if has_b and ctx.needs_input_grad[2]:
             gb = g.sum((0, 2))
-        return gx, gw, gb, None, None
+        return gx, gw, gb, None, None, None
 
 
 class _ConvTransposeMM(torch.autograd.Function):
@@ -125,7 +123,8 @@ class _ConvTransposeMM(torch.autograd.Function):
 
 
 def _sum_outer(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """sum_n a[n] @ b[n]^T for (N, M, L) and (N, K, L): one (M, N*L) @ (N*L, K) product."""
+    """sum_n a[n] @ b[n]^T for (N, M, L) and (N, K, L): one (M, N*L) @ (N*L, K) product, or
+    accumulated image by image on large maps (no big transposed copies)."""
     N, M, L = a.shape
     if N == 1 or L >= LARGE:
         out = a[0] @ b[0].t()
@@ -147,11 +146,11 @@ def _use_matmul(layer: nn.Module, x: torch.Tensor, low_res: int, few: bool = Fal
 
 class Conv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 4:
+        if x.dim() == 4 and isinstance(self.padding, tuple):         # not padding="same"/"valid"
             Ho = (x.shape[2] + 2 * self.padding[0] - self.kernel_size[0]) // self.stride[0] + 1
             Wo = (x.shape[3] + 2 * self.padding[1] - self.kernel_size[1]) // self.stride[1] + 1
             if Ho > 0 and Wo > 0 and _use_matmul(self, x, Ho * Wo):
-                return _ConvMM.apply(x, self.weight, self.bias, self.stride, self.padding)
+                return _ConvMM.apply(x, self.weight, self.bias, self.stride, self.padding, (Ho, Wo))
         return super().forward(x)
 
 
