@@ -100,12 +100,12 @@ def main(argv=None) -> int:
 
     from img2img.data.io import DataError
     from img2img.datatools import edges
-    from img2img.datatools.folders import _save
+    from img2img.files import save_image
 
     rng = np.random.default_rng(args.seed)
     with tempfile.TemporaryDirectory(prefix="img2img-demo-") as tmp:
         for i in range(args.n):
-            _save(photo(rng), Path(tmp) / f"shape_{i:03d}.png")
+            save_image(photo(rng), Path(tmp) / f"shape_{i:03d}.png")
         try:
             # thin lines at this small size; thresholds low enough for every outline, above the texture
             res = edges(tmp, args.out, low=0.1, high=0.25, sigma=1.0, thickness=1, layout="ab", ext="png", workers=1,

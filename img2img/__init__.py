@@ -17,10 +17,10 @@ __version__ = "0.1.0"
 
 _API = {
     "DataConfig": "config", "ModelConfig": "config", "RunConfig": "config", "TrainConfig": "config",
-    "make_config": "config",
+    "make_config": "families",
     "Trainer": "gan.trainer", "train": "gan.trainer",
     "Sampler": "sampling", "interpolate": "sampling", "sample": "sampling", "save_samples": "sampling",
-    "Translator": "translate", "translate_folder": "translate",
+    "Translator": "translate", "translate_folder": "pipeline",
     "evaluate": "evaluate",
     "export_onnx": "export",
 }

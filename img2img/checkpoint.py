@@ -13,14 +13,12 @@ file, never a broken one.
 """
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
+from .files import atomic_path
 
 FORMAT = "img2img"
 FORMAT_VERSION = 1
@@ -28,50 +26,6 @@ FORMAT_VERSION = 1
 
 class CheckpointError(ValueError):
     """A model file that is missing, corrupt, unsafe or of the wrong kind (one-line message)."""
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it is fsync'ed and renamed onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)           # mkstemp makes 0600 files; give the usual mode
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except OSError as e:          # e.g. a full disk: name the file being written, not the temporary one
-        if e.errno is None:
-            raise
-        raise OSError(e.errno, e.strerror or str(e), str(path)) from e
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
 
 
 def save_checkpoint(path: str | Path, config: dict[str, Any], state: dict[str, Any]) -> None:
@@ -144,31 +98,3 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(ckpt["config"], dict) or not isinstance(ckpt.get("state"), dict):
         raise CheckpointError(f"{p}: damaged img2img checkpoint (its configuration or state is not a dictionary)")
     return ckpt
-
-
-def stored_config(ckpt: dict[str, Any], path: str | Path):
-    """The checked RunConfig inside a loaded checkpoint; CheckpointError (one line) if it is malformed."""
-    from .config import RunConfig
-    try:
-        cfg = RunConfig.from_dict(ckpt["config"])
-        cfg.model.validate()
-    except (TypeError, ValueError, AttributeError, KeyError) as e:
-        text = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: the configuration stored in this checkpoint is invalid ({text})") from None
-    return cfg
-
-
-def remove_stale_temporaries(folder: str | Path) -> list[Path]:
-    """Delete the ``.NAME.*.tmp`` files that :func:`atomic_path` leaves when a process is killed mid-write.
-
-    Only call this on a folder no other process is writing to (a run folder at the start of training).
-    """
-    removed = []
-    for tmp in Path(folder).glob(".*.tmp"):
-        if tmp.is_file() and not tmp.is_symlink():
-            try:
-                tmp.unlink()
-                removed.append(tmp)
-            except OSError:
-                pass
-    return removed

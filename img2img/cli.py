@@ -1,8 +1,11 @@
 """Command line: argparse sub-commands that call the Python API, nothing else.
 
 Flags default to "not given" (argparse.SUPPRESS) so that the dataclasses in
-:mod:`img2img.config` stay the one source of defaults, and so that
-``--resume`` knows which settings the user actually typed.
+:mod:`img2img.config` and the model families' ``defaults`` stay the one source
+of defaults (shown in --help from there), and so that ``--resume`` knows which
+settings the user actually typed.  Choice lists come from the same constants.
+Only the arguments of the sub-command being run are built, so ``--help`` and
+``--version`` do not import torch.
 """
 from __future__ import annotations
 
@@ -11,14 +14,21 @@ import sys
 from dataclasses import fields
 
 from . import __version__
-from .config import DataConfig, ModelConfig, TrainConfig
+from .config import (AMP_MODES, COLORS, DATA_SOURCES, DEFAULT_OPSET, DIRECTIONS, EXPORTERS, FORMATS, MLP_OUTPUTS,
+                     NOISES, OBJECTIVES, POLICY_ALIASES, DataConfig, ModelConfig, TrainConfig)
 
 _DEFAULTS = {f.name: f.default for k in (ModelConfig, DataConfig, TrainConfig) for f in fields(k)}
+COMMANDS = ("train", "translate", "eval", "export", "sample", "data")
 
 
-def _d(name: str) -> str:
+def _d(name: str, base: bool = True) -> str:
+    """' (default: V; FAMILY: W; ...)' from the dataclasses (unless not ``base``) and the families' own defaults."""
+    from . import families
     v = _DEFAULTS[name]
-    return "" if v is None else f" (default: {v})"
+    own = [f"{kind}: {families.get(kind).defaults[name]}" for kind in families.names()
+           if name in families.get(kind).defaults and families.get(kind).defaults[name] != v]
+    parts = ([] if v is None or not base else [str(v)]) + own
+    return f" (default: {'; '.join(parts)})" if parts else ""
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -56,14 +66,37 @@ translate/export), samples/epoch_NNN.png (input | output | target) and losses.pn
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+HELP = {
+    "train": "train a model (pix2pix on --pairs; dcgan or mlp on --images)",
+    "translate": "translate a folder of images (or one image) with a trained model",
+    "eval": "score a model on held-out pairs (L1, PSNR, SSIM) with an HTML report",
+    "export": "export a generator to ONNX (RGB in/out, verified against torch)",
+    "sample": "draw images from a trained dcgan/mlp model",
+    "data": "prepare data sets: resize, grayscale, blank, edges, combine, split-ab, split, download",
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser.  With ``command``, only that sub-command gets its arguments (the others
+    are listed by name, and "" builds none), so that building it imports nothing heavy;
+    None builds them all."""
     p = argparse.ArgumentParser(prog="img2img", formatter_class=_Formatter,
                                 description="Image-to-image translation (pix2pix) on a general GAN core.")
     p.add_argument("--version", action="version", version=f"img2img {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    builders = {"train": _add_train_parser, "data": _add_data_parser, "sample": _add_sample_parser,
+                "translate": _add_translate_parser, "eval": _add_eval_parser, "export": _add_export_parser}
+    for name in COMMANDS:
+        if command in (None, name):
+            builders[name](sub)
+        else:
+            sub.add_parser(name, help=HELP[name])
+    return p
 
-    t = sub.add_parser("train", formatter_class=_Formatter, epilog=TRAIN_EPILOG,
-                       help="train a model (pix2pix on --pairs; dcgan or mlp on --images)",
+
+def _add_train_parser(sub) -> None:
+    from . import families
+    t = sub.add_parser("train", formatter_class=_Formatter, epilog=TRAIN_EPILOG, help=HELP["train"],
                        description="Train pix2pix on paired images: an 8-level U-Net generator and a 70x70 "
                                    "PatchGAN discriminator, GAN + lambda*L1 loss. Progress bars show "
                                    "EMA-smoothed losses; raw losses go to RUN/log.jsonl.")
@@ -71,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add(g, "--pairs", dest="pairs", metavar="DIR", help="folder of pairs: AB files, or A/ and B/ sub-folders")
     _add(g, "--images", dest="images", metavar="DIR|IDX_FILE",
          help="dcgan/mlp: a folder of images (recursive) or an MNIST IDX file (.gz or not)")
-    _add(g, "--direction", dest="direction", choices=["AtoB", "BtoA"], help="which side is the input")
+    _add(g, "--direction", dest="direction", choices=DIRECTIONS, help="which side is the input")
     _add(g, "--load-size", dest="load_size", type=int, metavar="N", help="resize images to NxN first")
     _add(g, "--crop-size", dest="crop_size", type=int, metavar="N",
          help="then take a random NxN crop; this is the model's image size")
@@ -79,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add(g, "--no-crop", dest="crop", action="store_false", help="resize straight to --crop-size, no random crop")
     _add(g, "--no-resize", dest="resize", action="store_false",
          help="crop at the images' own size (smaller images are padded with white)")
-    _add(g, "--color", dest="color", choices=["rgb", "lab"],
+    _add(g, "--color", dest="color", choices=COLORS,
          help="color space the networks work in (lab: L/50-1, ab/110, via kornia)")
     _add(g, "--colorization", dest="colorization", action="store_true",
          help="single-image folder; learn L -> ab (1-channel in, 2 out); outputs recombined with L")
@@ -89,48 +122,53 @@ def build_parser() -> argparse.ArgumentParser:
     g = t.add_argument_group("model")
     _add(g, "--input-nc", dest="input_nc", type=int, choices=[1, 3], help="input channels (1: gray)")
     _add(g, "--output-nc", dest="output_nc", type=int, choices=[1, 3], help="output channels")
-    _add(g, "--ngf", dest="ngf", type=int, metavar="N", help="generator width (64: 54.4M-parameter U-Net; dcgan: 32)")
-    _add(g, "--ndf", dest="ndf", type=int, metavar="N", help="discriminator width (dcgan: 32)")
+    _add(g, "--ngf", dest="ngf", type=int, metavar="N", help="generator width (pix2pix 64: a 54.4M-parameter U-Net)")
+    _add(g, "--ndf", dest="ndf", type=int, metavar="N", help="discriminator width")
     _add(g, "--depth", dest="depth", type=int, metavar="N",
          help="U-Net levels (default: down to 1x1 at the crop size, at most 8; 8 for 256, 7 for 128)")
     _add(g, "--d-layers", dest="d_layers", type=int, metavar="N", help="strided PatchGAN layers (3: 70x70 patches)")
     _add(g, "--dropout", dest="dropout", type=float, metavar="P", help="dropout in the 3 innermost decoder levels")
-    _add(g, "--model", dest="kind", choices=["pix2pix", "dcgan", "mlp"], default_of="-",
-         help="model family (default: pix2pix with --pairs, dcgan with --images)")
+    picks = ", ".join(f"{families.for_data(source).name} with --{source}" for source in DATA_SOURCES)
+    _add(g, "--model", dest="kind", choices=families.names(), default_of="-",
+         help=f"model family (default: {picks})")
     _add(g, "--size", dest="image_size", type=int, metavar="N", default_of="-",
-         help="dcgan/mlp image size: 32, 64 or 128 for dcgan (default 64), any for mlp (default 28)")
+         help=f"image size of {', '.join(kinds_where(size_flag='--size'))} models (dcgan: 32, 64 or 128)"
+              + _d("image_size", base=False))
     _add(g, "--z-dim", dest="z_dim", type=int, metavar="N", help="dcgan/mlp: noise dimensions")
-    _add(g, "--noise", dest="noise", choices=["normal", "uniform"], default_of="-",
-         help="dcgan/mlp: noise distribution, N(0,1) or U(-1,1) (default: normal; uniform for mlp)")
+    _add(g, "--noise", dest="noise", choices=NOISES,
+         help="dcgan/mlp: noise distribution, N(0,1) or U(-1,1)")
     _add(g, "--mlp-hidden", dest="mlp_hidden", type=int, metavar="N", help="mlp: hidden units of G and D")
-    _add(g, "--mlp-out", dest="mlp_out", choices=["tanh", "sigmoid"],
+    _add(g, "--mlp-out", dest="mlp_out", choices=MLP_OUTPUTS,
          help="mlp: G's output (sigmoid trains on pixels in [0, 1])")
 
     g = t.add_argument_group("training")
     _add(g, "--out", dest="out", metavar="RUN", help="run folder")
     _add(g, "--resume", dest="resume", nargs="?", const=True, metavar="RUN",
          help="continue the run in RUN (or --out) exactly where it stopped")
-    _add(g, "--epochs", dest="epochs", type=int, metavar="N", help="epochs at the initial learning rate (dcgan/mlp: 25)")
-    _add(g, "--epochs-decay", dest="epochs_decay", type=int, metavar="N", help="epochs of linear decay to 0 (dcgan/mlp: 0)")
+    _add(g, "--epochs", dest="epochs", type=int, metavar="N", help="epochs at the initial learning rate")
+    _add(g, "--epochs-decay", dest="epochs_decay", type=int, metavar="N", help="epochs of linear decay to 0")
     _add(g, "--max-steps", dest="max_steps", type=int, metavar="N", help="stop after N steps (quick runs)")
     _add(g, "--time-limit", dest="time_limit", type=float, metavar="MIN",
          help="stop after MIN minutes of training (a checkpoint is written)")
-    _add(g, "--batch-size", dest="batch_size", type=int, metavar="N", help="images per step (dcgan: 32, mlp: 64)")
+    _add(g, "--batch-size", dest="batch_size", type=int, metavar="N", help="images per step")
     _add(g, "--lr", dest="lr", type=float, help="Adam learning rate")
     _add(g, "--beta1", dest="beta1", type=float, help="Adam beta1")
     _add(g, "--lambda-l1", dest="lambda_l1", type=float, metavar="L", help="weight of the L1 term")
     _add(g, "--g-ema", dest="g_ema", type=float, metavar="DECAY",
-         help="keep an EMA of the generator's weights and use it for samples and model.pt (0: off; mlp: 0)")
-    _add(g, "--objective", dest="objective", choices=["nonsat", "minimax", "lsgan", "hinge", "wgan-gp"],
+         help="keep an EMA of the generator's weights and use it for samples and model.pt (0: off)")
+    _add(g, "--objective", dest="objective", choices=OBJECTIVES,
          help="GAN objective")
     _add(g, "--d-steps", dest="d_steps", type=int, metavar="K", help="discriminator updates per generator update")
     _add(g, "--seed", dest="seed", type=int, help="random seed (data order, augmentation, init, dropout)")
     _add(g, "--device", dest="device", metavar="DEV", help="auto, cpu, cuda or cuda:N")
     _add(g, "--channels-last", dest="channels_last", action="store_true",
          help="NHWC memory layout (faster on many GPUs; slower on the CPU measured here)")
-    _add(g, "--amp", dest="amp", choices=["auto", "off", "bf16", "fp16"],
+    _add(g, "--amp", dest="amp", choices=AMP_MODES,
          help="mixed precision: auto = bf16 (or fp16 with loss scaling) on CUDA, off on the CPU")
     _add(g, "--compile", dest="compile", action="store_true", help="torch.compile the networks (GPU, long runs)")
+    _add(g, "--no-cpu-matmul", dest="cpu_matmul", action="store_false",
+         help="run every convolution on torch's own kernels (by default the U-Net's small-map convolutions run "
+              "as matrix products on the CPU: same results, faster)")
     _add(g, "--sample-every", dest="sample_every", type=int, metavar="N",
          help="write a sample grid every N steps (0: once per epoch)")
     _add(g, "--save-every", dest="save_every", type=int, metavar="N",
@@ -138,26 +176,31 @@ def build_parser() -> argparse.ArgumentParser:
     _add(g, "--no-progress", dest="progress", action="store_false", help="no progress bar")
     t.set_defaults(func=cmd_train)
 
-    # Other sub-commands: one _add_<name>_parser(sub) function each, called here.
-    _add_data_parser(sub)
-    _add_sample_parser(sub)
-    _add_translate_parser(sub)
-    _add_eval_parser(sub)
-    _add_export_parser(sub)
-    return p
+
+def kinds_where(**attributes) -> list[str]:
+    """The model kinds whose family has these attribute values, e.g. ``kinds_where(data="images")``."""
+    from . import families
+    return [kind for kind in families.names()
+            if all(getattr(families.get(kind), a) == v for a, v in attributes.items())]
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from . import families
     from .gan.trainer import train
     settings = {k: v for k, v in vars(args).items() if k not in ("func", "command", "resume")}
     resume = getattr(args, "resume", None)
     if isinstance(resume, str):
         settings["out"] = resume
-    if not resume and "pairs" not in settings and "images" not in settings:
-        raise _usage("train needs --pairs DIR (pix2pix), --images DIR|IDX_FILE (dcgan, mlp) or --resume RUN")
-    if not resume and "image_size" in settings and settings.get("kind", "dcgan" if "images" in settings
-                                                                  else "pix2pix") == "pix2pix":
-        raise _usage("--size is for dcgan and mlp; pix2pix's image size is --crop-size")
+    if not resume and not any(source in settings for source in DATA_SOURCES):
+        needs = ", ".join(f"--{source} {metavar} ({', '.join(kinds_where(data=source))})"
+                          for source, metavar in DATA_SOURCES.items())
+        raise _usage(f"train needs {needs} or --resume RUN")
+    if not resume and "image_size" in settings:
+        fam = families.get(settings["kind"]) if "kind" in settings else \
+            families.for_data(next(s for s in DATA_SOURCES if s in settings))
+        if fam.size_flag != "--size":
+            raise _usage(f"--size is for {' and '.join(kinds_where(size_flag='--size'))}; "
+                         f"{fam.name}'s image size is {fam.size_flag}")
     train(resume=bool(resume), **settings)
     return 0
 
@@ -444,7 +487,7 @@ def _add_translate_parser(sub) -> None:
                    help="decoding processes, overlapped with the network (default: 0 on a CPU with <= 4 "
                         "cores, where they would only slow the network; else 2)")
     t.add_argument("--suffix", default="", help="appended to each output name's stem, e.g. _fake")
-    t.add_argument("--format", default="same", choices=["same", "png", "jpg", "webp", "bmp", "tif"],
+    t.add_argument("--format", default="same", choices=FORMATS,
                    help="output format (default: same as the input)")
     t.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     t.add_argument("--dropout-noise", action="store_true",
@@ -455,7 +498,7 @@ def _add_translate_parser(sub) -> None:
 
 
 def _add_inference_args(p) -> None:
-    p.add_argument("--policy", default="resize", choices=["resize", "pad", "native"],
+    p.add_argument("--policy", default="resize", choices=list(POLICY_ALIASES),
                    help="resize: to the model's size and back; pad (native): own resolution, padded to a "
                         "multiple of 2^depth and cropped back (default: resize)")
     p.add_argument("--batch-size", type=int, default=8, metavar="N", help="images per forward pass (default: 8)")
@@ -463,7 +506,7 @@ def _add_inference_args(p) -> None:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
-    from .translate import translate_folder
+    from .pipeline import translate_folder
     if args.workers is not None and args.workers < 0:
         raise _usage(f"--workers must be >= 0, got {args.workers}")
     summary = translate_folder(args.model, args.input, args.output, batch_size=args.batch_size,
@@ -484,7 +527,7 @@ def _add_eval_parser(sub) -> None:
     e.add_argument("model", metavar="MODEL", help="run folder, model.pt / latest.pt, or a .onnx file")
     e.add_argument("--pairs", required=True, metavar="DIR", help="folder of pairs (AB files, or A/ and B/)")
     e.add_argument("--out", required=True, metavar="DIR", help="report folder")
-    e.add_argument("--direction", choices=["AtoB", "BtoA"], help="which side is the input (default: the model's)")
+    e.add_argument("--direction", choices=DIRECTIONS, help="which side is the input (default: the model's)")
     _add_inference_args(e)
     e.add_argument("--workers", type=int, metavar="N",
                    help="decoding processes (default: 0 on a CPU with <= 4 cores, else 2)")
@@ -517,8 +560,8 @@ def _add_export_parser(sub) -> None:
                               "  img2img translate weights/sil.onnx photos/ out/\n")
     x.add_argument("model", metavar="MODEL", help="run folder, model.pt or latest.pt")
     x.add_argument("out", metavar="OUT.onnx", help="the ONNX file to write")
-    x.add_argument("--opset", type=int, default=18, metavar="N", help="ONNX opset (default: 18)")
-    x.add_argument("--exporter", default="dynamo", choices=["dynamo", "torchscript"],
+    x.add_argument("--opset", type=int, default=DEFAULT_OPSET, metavar="N", help=f"ONNX opset (default: {DEFAULT_OPSET})")
+    x.add_argument("--exporter", default=EXPORTERS[0], choices=EXPORTERS,
                    help="torch.export-based (default) or the legacy tracer (faster, deprecated)")
     x.add_argument("--overwrite", action="store_true", help="replace an existing OUT.onnx")
     x.set_defaults(func=cmd_export)
@@ -547,8 +590,10 @@ def _usage(msg: str) -> _UsageError:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)             # --version and --help end here, before torch is imported
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command if command in COMMANDS else "")
+    args = parser.parse_args(argv)             # --version and --help end here (train's --help imports torch)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -6,10 +6,12 @@
 * Colorization: A is the scaled L channel (1 channel), B the scaled ab
   channels (2 channels); outputs are recombined with the input L.
 
-All functions take (C, H, W) or (N, C, H, W) float tensors.
+The color functions take (C, H, W) or (N, C, H, W) float tensors;
+:func:`to_uint8` and :func:`to_float` convert between them and 8-bit arrays.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from kornia.color import lab_to_rgb, rgb_to_lab
 
@@ -65,3 +67,17 @@ def decode(x: torch.Tensor, color: str) -> torch.Tensor:
     if color == "lab" and x.shape[-3] == 3:
         return lab_net_to_rgb(x)
     return net_to_rgb(x)
+
+
+def to_uint8(rgb: torch.Tensor) -> np.ndarray:
+    """(3, H, W) or (H, W) float in [0, 1] -> uint8 (H, W, 3) or (H, W)."""
+    x = rgb.detach().float().clamp(0, 1).mul_(255).round_()      # one float copy, then in place (big images)
+    x = x.to(torch.uint8).cpu()
+    if x.dim() == 3:
+        x = x.permute(1, 2, 0)
+    return x.numpy()
+
+
+def to_float(arr: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, C) -> float (C, H, W) in [0, 1]."""
+    return torch.from_numpy(np.require(arr, requirements=["C", "W"])).permute(2, 0, 1).float().div_(255.0)

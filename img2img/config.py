@@ -18,11 +18,23 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-MODEL_KINDS = ("pix2pix", "dcgan", "mlp")
+from .files import atomic_write_text
+
+# Choice lists: the one source for validation here and for the CLI's choices.
+# (Model kinds are the family registry's: img2img.families.names().)
+DATA_SOURCES = {"pairs": "DIR", "images": "DIR_OR_IDX_FILE"}     # DataConfig fields naming training data
 OBJECTIVES = ("nonsat", "minimax", "lsgan", "hinge", "wgan-gp")
-DCGAN_SIZES = (32, 64, 128)
 COLORS = ("rgb", "lab")
 DIRECTIONS = ("AtoB", "BtoA")
+NOISES = ("normal", "uniform")
+MLP_OUTPUTS = ("tanh", "sigmoid")
+AMP_MODES = ("auto", "off", "bf16", "fp16")
+# using trained models (translate, eval, export)
+POLICIES = ("resize", "pad")
+POLICY_ALIASES = {"native": "pad", "resize": "resize", "pad": "pad"}
+FORMATS = ("same", "png", "jpg", "webp", "bmp", "tif")
+EXPORTERS = ("dynamo", "torchscript")
+DEFAULT_OPSET = 18
 
 
 class ConfigError(ValueError):
@@ -46,31 +58,19 @@ class ModelConfig:
     mlp_out: str = "tanh"      # MLP GAN output: tanh ([-1, 1]) | sigmoid ([0, 1])
 
     def validate(self) -> None:
-        if self.kind not in MODEL_KINDS:
-            raise ConfigError(f"unknown model kind {self.kind!r}; choose one of {', '.join(MODEL_KINDS)}")
-        for name in ("input_nc", "output_nc", "ngf", "ndf", "depth", "d_layers", "z_dim"):
+        """Checks that hold for every family (each family checks its own rules on top)."""
+        for name in ("input_nc", "output_nc", "ngf", "ndf", "depth", "d_layers", "z_dim", "mlp_hidden"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.image_size < 1:
-            raise ConfigError(f"image size must be at least 1, got {self.image_size} "
-                              f"({'--crop-size' if self.kind == 'pix2pix' else '--size'})")
-        if self.kind == "pix2pix" and self.image_size % (2 ** self.depth):
-            raise ConfigError(
-                f"image size {self.image_size} is not a multiple of 2^depth = {2 ** self.depth}; "
-                f"use --crop-size {2 ** self.depth * max(1, round(self.image_size / 2 ** self.depth))} or a smaller --depth")
-        if self.noise not in ("normal", "uniform"):
-            raise ConfigError(f"noise must be normal or uniform, got {self.noise!r}")
-        if self.mlp_out not in ("tanh", "sigmoid"):
-            raise ConfigError(f"mlp output must be tanh or sigmoid, got {self.mlp_out!r}")
-        if self.kind == "dcgan" and self.image_size not in DCGAN_SIZES:
-            raise ConfigError(f"DCGAN image size must be one of {', '.join(map(str, DCGAN_SIZES))}, "
-                              f"got {self.image_size} (--size)")
-        if self.kind != "pix2pix" and self.output_nc not in (1, 3):
-            raise ConfigError(f"{self.kind} makes gray (output-nc 1) or RGB (output-nc 3) images, not {self.output_nc}")
-        if self.image_size < 1 or self.mlp_hidden < 1:
-            raise ConfigError("image size and mlp-hidden must be at least 1")
+        _choice("noise", self.noise, NOISES)
+        _choice("mlp-out", self.mlp_out, MLP_OUTPUTS)
+
+
+def _choice(name: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
 
 
 @dataclass
@@ -127,12 +127,12 @@ class TrainConfig:
     compile: bool = False           # torch.compile the networks (worth it on GPUs for long runs)
     sample_every: int = 0           # steps between sample grids (0: once per epoch)
     save_every: int = 0             # steps between checkpoints (0: once per epoch)
-    keep_checkpoints: int = 1       # also keep epoch_N.pt copies when > 1... (latest.pt always)
     progress: bool = True
+    cpu_matmul: bool = True         # small-map convolutions as matrix products on the CPU (nets/smallconv.py)
 
     def validate(self) -> None:
-        if self.objective not in OBJECTIVES:
-            raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        _choice("objective", self.objective, OBJECTIVES)
+        _choice("amp", self.amp, AMP_MODES)
         if self.epochs < 0 or self.epochs_decay < 0 or self.epochs + self.epochs_decay < 1:
             raise ConfigError("epochs + epochs-decay must be at least 1")
         if self.batch_size < 1:
@@ -156,21 +156,10 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> "RunConfig":
+        """The checks every family shares; :func:`img2img.families.check` adds the family's own."""
         self.model.validate()
         self.data.validate()
         self.train.validate()
-        if self.model.kind == "pix2pix":
-            if self.data.pairs is None:
-                raise ConfigError("pix2pix needs --pairs DIR")
-            if self.data.colorization and (self.model.input_nc, self.model.output_nc) != (1, 2):
-                raise ConfigError("--colorization uses a 1-channel (L) input and a 2-channel (ab) output")
-            if self.data.color == "lab" and not self.data.colorization and (
-                    self.model.input_nc != 3 or self.model.output_nc != 3):
-                raise ConfigError("--color lab needs 3-channel input and output")
-        elif self.data.images is None:
-            raise ConfigError(f"{self.model.kind} needs --images DIR_OR_IDX_FILE")
-        elif self.data.pairs is not None:
-            raise ConfigError(f"{self.model.kind} trains on --images, not --pairs (pairs are for pix2pix)")
         return self
 
     # -- (de)serialisation --------------------------------------------------
@@ -187,7 +176,6 @@ class RunConfig:
                    train=build(TrainConfig, d.get("train")))
 
     def save(self, path: str | Path) -> None:
-        from .checkpoint import atomic_write_text
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
@@ -195,12 +183,10 @@ class RunConfig:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
-
-
 _SECTIONS = (("model", ModelConfig), ("data", DataConfig), ("train", TrainConfig))
 # Settings that may change when a run is resumed (everything else comes from the checkpoint).
 RESUMABLE = {"epochs", "epochs_decay", "max_steps", "time_limit", "device", "progress", "sample_every", "amp", "compile",
-             "save_every", "workers", "skip_bad", "pairs", "images"}
+             "save_every", "workers", "skip_bad", "pairs", "images", "cpu_matmul"}
 
 
 def field_section(name: str) -> str:
@@ -209,62 +195,3 @@ def field_section(name: str) -> str:
             return section
     raise ConfigError(f"unknown setting {name!r}")
 
-
-# Defaults of the unconditional GANs where they differ from the pix2pix ones above
-# (batch 64, constant learning rate as in the DCGAN paper; the GAN paper's
-# uniform noise for the MLP GAN; 28x28 for the MLP GAN, as MNIST).
-UNCONDITIONAL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "all": {"batch_size": 64, "epochs": 25, "epochs_decay": 0, "flip": False, "g_ema": 0.0},
-    # narrower than the paper's 64 and with a weight EMA: measured on MNIST at 32x32 on 2 CPU cores,
-    # 10 minutes of this beats 10 minutes of the paper's widths clearly (README, "Unconditional GANs")
-    "dcgan": {"image_size": 64, "ngf": 32, "ndf": 32, "batch_size": 32, "g_ema": 0.999},
-    "mlp": {"image_size": 28, "noise": "uniform"},
-}
-
-
-def make_config(base: RunConfig | None = None, **settings: Any) -> RunConfig:
-    """A RunConfig from flat settings (``pairs=..., epochs=..., ngf=...``).
-
-    Field names are unique across the three sections, so every keyword goes to
-    exactly one of them.  Derived defaults, unless given explicitly: the model's
-    ``image_size`` is the crop size (pix2pix) or ``--size``; the U-Net ``depth``
-    takes that size down to 1x1 (at most 8 levels); ``--colorization`` means a
-    1-channel (L) input and a 2-channel (ab) output.
-
-    Unconditional models (``kind="dcgan"|"mlp"``; ``images=`` alone implies
-    dcgan) start from :data:`UNCONDITIONAL_DEFAULTS` instead of the pix2pix
-    training defaults, and train on gray images (``output_nc=1``) when
-    ``images`` is an IDX file.
-    """
-    cfg = RunConfig.from_dict(base.to_dict()) if base is not None else RunConfig()
-    if base is None and "images" in settings and "pairs" not in settings:
-        settings.setdefault("kind", "dcgan")
-    if base is None and settings.get("kind", "pix2pix") != "pix2pix":
-        kind = settings["kind"]
-        for name, value in {**UNCONDITIONAL_DEFAULTS["all"], **UNCONDITIONAL_DEFAULTS[kind]}.items():
-            if name not in settings:
-                setattr(getattr(cfg, field_section(name)), name, value)
-        if "output_nc" not in settings and settings.get("images"):
-            from .data.images import is_idx_file
-            cfg.model.output_nc = 1 if is_idx_file(settings["images"]) else 3
-    for name, value in settings.items():
-        setattr(getattr(cfg, field_section(name)), name, value)
-    m, d = cfg.model, cfg.data
-    if m.kind == "pix2pix":
-        if "image_size" not in settings:
-            m.image_size = d.crop_size
-        if "depth" not in settings:
-            m.depth = min(8, _twos(m.image_size))
-        if d.colorization:
-            m.input_nc = settings.get("input_nc", 1)
-            m.output_nc = settings.get("output_nc", 2)
-    return cfg
-
-
-def _twos(n: int) -> int:
-    """How many times n can be halved exactly (the deepest U-Net for size n)."""
-    k = 0
-    while n > 1 and n % 2 == 0:
-        n //= 2
-        k += 1
-    return max(k, 2)

@@ -23,19 +23,20 @@ import html
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 
 from . import color as colorlib
-from .checkpoint import atomic_write_text
-from .config import ConfigError
+from .color import to_float, to_uint8
+from .config import DIRECTIONS, ConfigError
 from .data.io import DataError
 from .data.paired import PairedDataset
-from .report import to_uint8
-from .translate import Translator, _as_list, _first_line, _to_float, resize_rgb, save_rgb
+from .files import atomic_write_text, save_image
+from .pipeline import SafeItems, make_loader
+from .translate import Translator, resize_rgb
 
 PSNR_CAP = 100.0
 
@@ -49,24 +50,10 @@ def pair_metrics(output: torch.Tensor, target: torch.Tensor) -> dict[str, float]
     return {"l1": float((o - t).abs().mean()), "psnr": p, "ssim": float(ssim(o, t, 11, max_val=1.0).mean())}
 
 
-class _RawPairs(Dataset):
-    """(input, target) uint8 arrays of each pair, direction applied; errors as items."""
-
-    def __init__(self, ds: PairedDataset):
-        self.ds = ds
-
-    def __len__(self) -> int:
-        return len(self.ds)
-
-    def __getitem__(self, i: int) -> dict:
-        try:
-            a, b = self.ds.raw(i)
-        except DataError as e:
-            return {"index": i, "error": str(e)}
-        except Exception as e:  # noqa: BLE001
-            return {"index": i, "error": f"{self.ds.pairs[i].a}: cannot decode ({_first_line(e)})"}
-        return {"index": i, "input": torch.from_numpy(np.array(a)),
-                "target": torch.from_numpy(np.array(b))}
+def _read_pair(ds: PairedDataset, i: int) -> dict:
+    """(input, target) uint8 arrays of pair ``i``, direction applied."""
+    a, b = ds.raw(i)
+    return {"input": torch.from_numpy(np.array(a)), "target": torch.from_numpy(np.array(b))}
 
 
 def evaluate(model: str | Path | Translator, pairs: str | Path, out: str | Path, *, direction: str | None = None,
@@ -79,7 +66,7 @@ def evaluate(model: str | Path | Translator, pairs: str | Path, out: str | Path,
     """
     from tqdm import tqdm
     pairs, out = Path(pairs), Path(out)
-    if direction is not None and direction not in ("AtoB", "BtoA"):
+    if direction is not None and direction not in DIRECTIONS:
         raise ConfigError(f"direction must be AtoB or BtoA, got {direction!r}")
     if pairs.exists():
         src, dst = pairs.resolve(), out.resolve()
@@ -100,11 +87,8 @@ def evaluate(model: str | Path | Translator, pairs: str | Path, out: str | Path,
         print(f"warning: {msg}; skipped", file=sys.stderr)
     size = (tr.size, tr.size)
     gray_out = cfg.model.output_nc == 1 and not cfg.data.colorization
-    if workers is None:
-        from .translate import default_workers
-        workers = default_workers(tr.device)
-    workers = max(0, min(workers, len(ds) // max(1, tr.batch_size)))
-    loader = DataLoader(_RawPairs(ds), batch_size=tr.batch_size, num_workers=workers, collate_fn=_as_list)
+    loader = make_loader(SafeItems(partial(_read_pair, ds), [str(p.a) for p in ds.pairs]), tr.batch_size,
+                         workers, tr.device)
     entries: list[dict] = []
     start = time.monotonic()
     with tqdm(total=len(ds), desc="eval", unit="pair", disable=not progress, dynamic_ncols=True,
@@ -120,10 +104,10 @@ def evaluate(model: str | Path | Translator, pairs: str | Path, out: str | Path,
             bar.update(len(items) - len(good))
             if not good:
                 continue
-            inputs = [_to_float(it["input"].numpy()) for it in good]
+            inputs = [to_float(it["input"].numpy()) for it in good]
             outputs = tr.translate_tensors(inputs)
             for it, x, y in zip(good, inputs, outputs):
-                t = _to_float(it["target"].numpy())
+                t = to_float(it["target"].numpy())
                 if gray_out:
                     t = colorlib.rgb_to_gray(t).expand(3, -1, -1)
                 name = ds.pairs[it["index"]].name
@@ -132,7 +116,7 @@ def evaluate(model: str | Path | Translator, pairs: str | Path, out: str | Path,
                 stem = Path(name).with_suffix("")
                 for k, v in thumbs.items():
                     rel = Path("images") / f"{stem}_{k}.png"
-                    save_rgb(to_uint8(v), out / rel)
+                    save_image(to_uint8(v), out / rel)
                     entry[k] = rel.as_posix()
                 entries.append(entry)
             bar.update(len(good))

@@ -34,12 +34,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import atomic_path
-from .config import ConfigError, RunConfig
-from .translate import ONNX_CONFIG_KEY, NoiseGenerator, RGBGenerator, _first_line
-
-DEFAULT_OPSET = 18
-EXPORTERS = ("dynamo", "torchscript")
+from . import families
+from .config import DEFAULT_OPSET, EXPORTERS, ConfigError, RunConfig
+from .files import atomic_path, first_line
+from .inference import ONNX_CONFIG_KEY, load_generator
 
 
 class ExportError(RuntimeError):
@@ -63,18 +61,12 @@ class ExportResult:
 
 def wrap_generator(G: torch.nn.Module, cfg: RunConfig) -> torch.nn.Module:
     """The generator as the self-contained function that is exported (eval mode, dropout off)."""
-    module = RGBGenerator(G, cfg) if cfg.model.kind == "pix2pix" else NoiseGenerator(G, cfg)
-    return module.eval()
+    return families.get(cfg.model.kind).inference_module(G, cfg).eval()
 
 
 def example_inputs(cfg: RunConfig, seed: int = 0) -> list[torch.Tensor]:
-    """Inputs for the parity check: two batch sizes, and for pix2pix two spatial sizes."""
-    g = torch.Generator().manual_seed(seed)
-    m = cfg.model
-    if m.kind != "pix2pix":
-        return [torch.randn(4, m.z_dim, generator=g), torch.randn(1, m.z_dim, generator=g)]
-    s, k = m.image_size, 2 ** m.depth
-    return [torch.rand(2, 3, s, s, generator=g), torch.rand(1, 3, k * max(1, s // k // 2), s + k, generator=g)]
+    """Inputs for the parity check: two batch sizes (and, for image inputs, two spatial sizes)."""
+    return families.get(cfg.model.kind).example_inputs(cfg, seed)
 
 
 def export_onnx(model: str | Path, out: str | Path, *, opset: int = DEFAULT_OPSET, atol: float = 1e-4,
@@ -87,7 +79,6 @@ def export_onnx(model: str | Path, out: str | Path, *, opset: int = DEFAULT_OPSE
     ``"torchscript"`` (the legacy tracer: faster, deprecated by PyTorch); if the
     dynamo exporter fails the legacy one is tried and a note says so.
     """
-    from .gan.models import load_generator
     out = Path(out)
     if out.suffix.lower() != ".onnx":
         raise ConfigError(f"{out}: the output file name must end in .onnx")
@@ -99,24 +90,25 @@ def export_onnx(model: str | Path, out: str | Path, *, opset: int = DEFAULT_OPSE
         raise ConfigError(f"opset must be between 7 and 23, got {opset}")
     onnx, ort = _import_onnx()
     G, cfg = load_generator(model, device="cpu")
+    fam = families.get(cfg.model.kind)
     module = wrap_generator(G, cfg)
     inputs = example_inputs(cfg)
-    pix = cfg.model.kind == "pix2pix"
-    in_name, out_name = ("image", "output") if pix else ("z", "image")
+    image_input = fam.conditional
+    in_name, out_name = fam.io_names
     result = ExportResult(out, opset, float("nan"), exporter=exporter)
 
     with atomic_path(out) as tmp:
         try:
-            _export(module, inputs[0], tmp, opset, in_name, out_name, pix, exporter)
+            _export(module, inputs[0], tmp, opset, in_name, out_name, image_input, exporter)
         except Exception as e:  # noqa: BLE001 - exporters raise many types
             if exporter != "dynamo":
-                raise ExportError(f"{out}: ONNX export failed ({_first_line(e)})") from None
-            result.notes.append(f"the dynamo exporter failed ({_first_line(e)}); used the torchscript exporter")
+                raise ExportError(f"{out}: ONNX export failed ({first_line(e)})") from None
+            result.notes.append(f"the dynamo exporter failed ({first_line(e)}); used the torchscript exporter")
             result.exporter = "torchscript"
             try:
-                _export(module, inputs[0], tmp, opset, in_name, out_name, pix, "torchscript")
+                _export(module, inputs[0], tmp, opset, in_name, out_name, image_input, "torchscript")
             except Exception as e2:  # noqa: BLE001
-                raise ExportError(f"{out}: ONNX export failed ({_first_line(e2)})") from None
+                raise ExportError(f"{out}: ONNX export failed ({first_line(e2)})") from None
         proto = onnx.load(str(tmp))
         actual_opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), opset)
         result.opset = actual_opset
@@ -125,13 +117,13 @@ def export_onnx(model: str | Path, out: str | Path, *, opset: int = DEFAULT_OPSE
             "img2img_version": _version(),
             "opset": str(actual_opset),
             "kind": cfg.model.kind,
-            "input": "rgb" if pix else "noise",
+            "input": "rgb" if image_input else "noise",
             "image_size": str(cfg.model.image_size),
-            "size_multiple": str(2 ** cfg.model.depth if pix else cfg.model.image_size),
-            "io": ("image: (N, 3, H, W) float32 RGB in [0, 1] -> output: (N, 3, H, W) RGB in [0, 1]" if pix else
-                   f"z: (N, {cfg.model.z_dim}) float32 {cfg.model.noise} noise -> image: (N, 3, S, S) RGB in [0, 1]"),
-            "inference": "BatchNorm per-sample statistics (U-Net), dropout off" if pix else
-                         "BatchNorm stored statistics, dropout off",
+            "size_multiple": str(fam.size_multiple(cfg)),
+            "io": (f"{in_name}: (N, 3, H, W) float32 RGB in [0, 1] -> {out_name}: (N, 3, H, W) RGB in [0, 1]"
+                   if image_input else f"{in_name}: (N, {cfg.model.z_dim}) float32 {cfg.model.noise} noise -> "
+                                       f"{out_name}: (N, 3, S, S) RGB in [0, 1]"),
+            "inference": fam.inference_note,
         }
         if verify:
             result.max_abs_diff, result.checked = compare(module, proto.SerializeToString(), inputs, ort)

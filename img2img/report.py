@@ -9,19 +9,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from .checkpoint import atomic_path
+from .color import to_uint8
+from .files import atomic_path
 
 PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
            (140, 86, 75), (227, 119, 194), (127, 127, 127)]
-
-
-def to_uint8(rgb: torch.Tensor) -> np.ndarray:
-    """(3, H, W) or (H, W) float in [0, 1] -> uint8 (H, W, 3) or (H, W)."""
-    x = rgb.detach().float().clamp(0, 1).mul_(255).round_()      # one float copy, then in place (big images)
-    x = x.to(torch.uint8).cpu()
-    if x.dim() == 3:
-        x = x.permute(1, 2, 0)
-    return x.numpy()
 
 
 def save_png(img: Image.Image, path: str | Path) -> None:

@@ -24,10 +24,13 @@ from pathlib import Path
 import torch
 from torchvision.utils import make_grid
 
+from . import families
 from .checkpoint import CheckpointError
+from .color import to_uint8
 from .config import RunConfig
-from .gan.models import display_rgb, load_generator, sample_noise
-from .report import to_uint8
+from .device import resolve_device
+from .files import save_image
+from .inference import load_generator
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -36,17 +39,16 @@ class Sampler:
     """A generator and its config; call :meth:`sample` or :meth:`interpolate`."""
 
     def __init__(self, G: torch.nn.Module, cfg: RunConfig, batch_size: int = 256):
-        if cfg.model.kind == "pix2pix":
-            raise CheckpointError("this is a pix2pix model (it translates images, it does not draw them "
+        self.family = families.get(cfg.model.kind)
+        if self.family.conditional:
+            raise CheckpointError(f"this is a {cfg.model.kind} model (it translates images, it does not draw them "
                                   "from noise); use `img2img translate`")
         self.G, self.cfg, self.batch_size = G.eval(), cfg, batch_size
         self.device = next(G.parameters()).device
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "Sampler":
-        from .gan.trainer import resolve_device
-        dev = resolve_device(device) if isinstance(device, str) else device
-        G, cfg = load_generator(path, dev)
+        G, cfg = load_generator(path, resolve_device(device))
         try:
             return cls(G, cfg)
         except CheckpointError as e:
@@ -59,12 +61,12 @@ class Sampler:
         differently depending on its size, so one (n, z_dim) draw would not have
         the first rows of an (n + 1, z_dim) draw."""
         g = torch.Generator().manual_seed(seed)
-        return torch.cat([sample_noise(self.cfg, 1, "cpu", g) for _ in range(n)])
+        return torch.cat([self.family.noise(self.cfg, 1, "cpu", g) for _ in range(n)])
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         """Noise (N, z_dim) -> RGB images (N, 3, H, W) in [0, 1] (gray models give equal channels)."""
-        out = [display_rgb(self.G(z[i:i + self.batch_size].to(self.device)), self.cfg).cpu()
+        out = [self.family.to_rgb(self.G(z[i:i + self.batch_size].to(self.device)), self.cfg).cpu()
                for i in range(0, z.shape[0], self.batch_size)]
         return torch.cat(out)
 
@@ -140,7 +142,6 @@ def save_samples(images: torch.Tensor, out: str | Path, *, grid: bool = False, p
         if existing:
             more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
             raise FileExistsError(f"{existing[0]}: already exists{more}; choose another --out or pass --overwrite")
-    from .data.io import save_image
     if grid:
         images = make_grid(images.float().cpu(), nrow=nrow or max(1, math.ceil(math.sqrt(images.shape[0]))),
                            padding=2, pad_value=1.0)[None]

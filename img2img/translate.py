@@ -42,146 +42,22 @@ output keeps the input's detail even under the ``resize`` policy.
 """
 from __future__ import annotations
 
-import json
-import sys
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
 
 from . import color as colorlib
-from .checkpoint import CheckpointError, atomic_path
-from .config import ConfigError, RunConfig
-from .data.io import IMAGE_EXTENSIONS, DataError, is_image, list_images, load_image
-from .report import to_uint8
-
-POLICIES = ("resize", "pad")
-_POLICY_ALIASES = {"native": "pad", "resize": "resize", "pad": "pad"}
-FORMATS = ("same", "png", "jpg", "webp", "bmp", "tif")
-ONNX_CONFIG_KEY = "img2img_config"
-WRITE_THREADS = 2
-
-
-# -- the networks as RGB functions (shared by the torch backend and the ONNX export) --------
-class RGBGenerator(nn.Module):
-    """A pix2pix generator as a self-contained function: RGB in [0, 1] -> RGB in [0, 1].
-
-    Applies what the model's config says about its input and output: gray
-    conversion (1-channel models), RGB <-> scaled Lab (``color="lab"``), and
-    for colorization L -> ab recombined with the input's L.
-    (N, 3, H, W) float32 -> (N, 3, H, W); H and W multiples of 2^depth.
-    """
-
-    def __init__(self, G: nn.Module, cfg: RunConfig):
-        super().__init__()
-        self.G = G
-        self.colorization = bool(cfg.data.colorization)
-        self.color = cfg.data.color
-        self.gray_in = cfg.model.input_nc == 1 and not self.colorization
-
-    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
-        if self.colorization:
-            L = colorlib.rgb_to_lab_net(rgb)[:, :1]
-            return colorlib.merge_l_ab(L, self.G(L))
-        x = colorlib.rgb_to_gray(rgb) if self.gray_in else rgb
-        out = colorlib.decode(self.G(colorlib.encode(x, self.color)), self.color)
-        return out.expand(-1, 3, -1, -1) if out.shape[1] == 1 else out
-
-
-class NoiseGenerator(nn.Module):
-    """An unconditional generator (DCGAN, MLP GAN): z (N, z_dim) -> RGB (N, 3, H, W) in [0, 1]."""
-
-    def __init__(self, G: nn.Module, cfg: RunConfig):
-        super().__init__()
-        self.G = G
-        self.sigmoid = cfg.model.kind == "mlp" and cfg.model.mlp_out == "sigmoid"
-        self.color = cfg.data.color
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        x = self.G(z)
-        if self.sigmoid:
-            x = x * 2 - 1
-        out = colorlib.decode(x, self.color)
-        return out.expand(-1, 3, -1, -1) if out.shape[1] == 1 else out
-
-
-def set_dropout(module: nn.Module, on: bool) -> nn.Module:
-    """Dropout layers in training mode (the paper's test-time noise) or eval mode; nothing else changes."""
-    for m in module.modules():
-        if isinstance(m, nn.modules.dropout._DropoutNd):
-            m.train(on)
-    return module
-
-
-# -- backends: (N, 3, h, w) float32 RGB on a device -> same, RGB in [0, 1] -----------------
-class _TorchBackend:
-    name = "torch"
-
-    def __init__(self, module: nn.Module, device: torch.device):
-        self.module, self.device = module, device
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            return self.module(x.to(self.device, non_blocking=True)).float()
-
-
-class _OnnxBackend:
-    name = "onnx"
-
-    def __init__(self, path: Path, device: torch.device):
-        ort = _import_onnxruntime()
-        providers = ["CPUExecutionProvider"]
-        if device.type == "cuda":
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise ConfigError(f"--device {device}: this onnxruntime has no CUDA support "
-                                  "(install onnxruntime-gpu, or use --device cpu)")
-            providers = [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
-        try:
-            self.session = ort.InferenceSession(str(path), providers=providers)
-        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
-            raise CheckpointError(f"{path}: not a loadable ONNX model ({_first_line(e)})") from None
-        self.input = self.session.get_inputs()[0].name
-        self.device = torch.device("cpu")
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if ONNX_CONFIG_KEY not in meta:
-            raise CheckpointError(f"{path}: not an img2img ONNX export (no {ONNX_CONFIG_KEY} metadata); "
-                                  "export models with `img2img export`")
-        self.cfg = RunConfig.from_dict(json.loads(meta[ONNX_CONFIG_KEY]))
-        self.metadata = dict(meta)
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        arr = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
-        return torch.from_numpy(self.session.run(None, {self.input: arr})[0])
-
-
-def _import_onnxruntime():
-    try:
-        import onnxruntime
-    except ImportError:
-        raise ConfigError("ONNX models need onnxruntime: pip install 'img2img[onnx]'") from None
-    return onnxruntime
-
-
-def default_workers(device: torch.device) -> int:
-    """Decoding processes for translate/eval when none are asked for.  On the CPU the network
-    already uses every core, so on small machines (<= 4 cores) workers only steal from it
-    (measured on 2 cores: 0.130 s/image with 0 workers, 0.155 with 2); bigger machines and
-    GPUs get 2."""
-    import os
-    return 2 if device.type != "cpu" or (os.cpu_count() or 1) > 4 else 0
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:200] if text else type(e).__name__
+from . import families
+from .checkpoint import CheckpointError
+from .color import to_float, to_uint8
+from .config import POLICY_ALIASES, ConfigError, RunConfig
+from .device import resolve_device
+from .families.wrappers import set_dropout
+from .inference import OnnxBackend, TorchBackend, load_generator
 
 
 # -- pre- and post-processing (pure functions, also run in DataLoader workers) ---------------
@@ -206,11 +82,6 @@ def prepare_input(rgb: torch.Tensor, policy: str, size: int, multiple: int) -> t
     return F.pad(rgb[None], (0, pw, 0, ph), mode="replicate")[0]
 
 
-def _to_float(arr: np.ndarray) -> torch.Tensor:
-    """uint8 (H, W, C) -> float (C, H, W) in [0, 1]."""
-    return torch.from_numpy(np.require(arr, requirements=["C", "W"])).permute(2, 0, 1).float().div_(255.0)
-
-
 # -- the Translator --------------------------------------------------------------------------
 class Translator:
     """A loaded generator that turns images into images of the same size (see the module docs).
@@ -223,15 +94,16 @@ class Translator:
 
     def __init__(self, backend, cfg: RunConfig, *, policy: str = "resize", batch_size: int = 8,
                  source: str = "", dropout_noise: bool = False):
-        if cfg.model.kind != "pix2pix":
+        fam = families.get(cfg.model.kind)
+        if not fam.conditional:
             raise ConfigError(f"{source or 'model'}: a {cfg.model.kind} model generates from noise; "
-                              "translate and eval need a pix2pix (image-to-image) model")
-        if policy not in _POLICY_ALIASES:
+                              "translate and eval need an image-to-image model (e.g. pix2pix)")
+        if policy not in POLICY_ALIASES:
             raise ConfigError(f"policy must be one of resize, pad (native), got {policy!r}")
         if batch_size < 1:
             raise ConfigError(f"batch-size must be at least 1, got {batch_size}")
-        self.backend, self.cfg = backend, cfg
-        self.policy = _POLICY_ALIASES[policy]
+        self.backend, self.cfg, self.family = backend, cfg, fam
+        self.policy = POLICY_ALIASES[policy]
         self.batch_size = batch_size
         self.source = source
         self.dropout_noise = dropout_noise
@@ -241,7 +113,6 @@ class Translator:
     def load(cls, model: str | Path, *, device: str = "auto", policy: str = "resize", batch_size: int = 8,
              dropout_noise: bool = False, seed: int | None = None) -> "Translator":
         """From a run folder, ``model.pt`` / ``latest.pt``, or a ``.onnx`` file from ``img2img export``."""
-        from .gan.trainer import resolve_device
         path = Path(model)
         dev = resolve_device(device)
         if path.suffix.lower() == ".onnx":
@@ -249,17 +120,13 @@ class Translator:
                 raise CheckpointError(f"{path}: no such ONNX file")
             if dropout_noise:
                 raise ConfigError("--dropout-noise needs the PyTorch model: ONNX exports have dropout off")
-            backend = _OnnxBackend(path, dev)
+            backend = OnnxBackend(path, dev)
             return cls(backend, backend.cfg, policy=policy, batch_size=batch_size, source=str(path))
-        from .gan.models import load_generator
         G, cfg = load_generator(path, device=dev)
-        if cfg.model.kind != "pix2pix":
-            raise ConfigError(f"{path}: a {cfg.model.kind} model generates from noise; "
-                              "translate and eval need a pix2pix (image-to-image) model")
         if seed is not None:
             torch.manual_seed(seed)
-        module = set_dropout(RGBGenerator(G, cfg).eval(), dropout_noise)
-        return cls(_TorchBackend(module, dev), cfg, policy=policy, batch_size=batch_size,
+        module = set_dropout(families.get(cfg.model.kind).inference_module(G, cfg), dropout_noise)
+        return cls(TorchBackend(module, dev), cfg, policy=policy, batch_size=batch_size,
                    source=str(path), dropout_noise=dropout_noise)
 
     # -- geometry -------------------------------------------------------------
@@ -270,8 +137,8 @@ class Translator:
 
     @property
     def multiple(self) -> int:
-        """Network inputs must be multiples of this (2^depth)."""
-        return 2 ** self.cfg.model.depth
+        """Network inputs must be multiples of this (2^depth for the U-Net)."""
+        return self.family.size_multiple(self.cfg)
 
     @property
     def device(self) -> torch.device:
@@ -280,7 +147,7 @@ class Translator:
     def describe(self) -> str:
         m, d = self.cfg.model, self.cfg.data
         what = "colorization (L -> ab)" if d.colorization else f"{m.input_nc}->{m.output_nc} channels, {d.color}"
-        return (f"{self.backend.name} model {self.source}: pix2pix {what}, trained at {m.image_size}px, "
+        return (f"{self.backend.name} model {self.source}: {m.kind} {what}, trained at {m.image_size}px, "
                 f"direction {d.direction}; policy {self.policy}; device {self.device}"
                 + ("; dropout noise ON" if self.dropout_noise else ""))
 
@@ -318,7 +185,7 @@ class Translator:
         """RGB (3, H, W) tensors in [0, 1], any sizes -> translated tensors of the same sizes."""
         prepared = [self.preparer(_as_rgb(x)) for x in images]
         outs: list[torch.Tensor | None] = [None] * len(images)
-        for idx, batch in _shape_batches(prepared, self.batch_size):
+        for idx, batch in shape_batches(prepared, self.batch_size):
             y = self.run(batch)
             for j, i in enumerate(idx):
                 orig = _as_rgb(images[i]) if self.needs_original() else None
@@ -331,7 +198,7 @@ class Translator:
             return self([images])[0]
         if isinstance(images, np.ndarray):
             arr = images[:, :, None] if images.ndim == 2 else images
-            return to_uint8(self.translate_tensors([_to_float(arr)])[0])
+            return to_uint8(self.translate_tensors([to_float(arr)])[0])
         if isinstance(images, torch.Tensor):
             x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
             if x.dim() == 3:
@@ -342,7 +209,7 @@ class Translator:
         if isinstance(images, (list, tuple)):
             if all(isinstance(im, Image.Image) for im in images):
                 from .data.io import to_rgb
-                xs = [_to_float(np.asarray(to_rgb(im))) for im in images]
+                xs = [to_float(np.asarray(to_rgb(im))) for im in images]
                 return [Image.fromarray(to_uint8(y)) for y in self.translate_tensors(xs)]
             return [self(im) for im in images]
         raise TypeError(f"cannot translate a {type(images).__name__}; pass PIL images, arrays or tensors")
@@ -354,7 +221,7 @@ def _as_rgb(x: torch.Tensor) -> torch.Tensor:
     return x.expand(3, -1, -1) if x.shape[0] == 1 else x
 
 
-def _shape_batches(items: Sequence[torch.Tensor], batch_size: int):
+def shape_batches(items: Sequence[torch.Tensor], batch_size: int):
     """(indices, stacked tensor) for runs of equal-shaped items, at most ``batch_size`` each."""
     groups: dict[tuple, list[int]] = {}
     for i, x in enumerate(items):
@@ -363,197 +230,3 @@ def _shape_batches(items: Sequence[torch.Tensor], batch_size: int):
         for k in range(0, len(idx), batch_size):
             chunk = idx[k:k + batch_size]
             yield chunk, torch.stack([items[i] for i in chunk])
-
-
-# -- folder translation -----------------------------------------------------------------------
-@dataclass
-class TranslateSummary:
-    """What :func:`translate_folder` did."""
-    output: Path
-    translated: list[Path] = field(default_factory=list)     # files written
-    skipped: list[Path] = field(default_factory=list)        # outputs that existed (no --overwrite)
-    failed: list[str] = field(default_factory=list)          # one-line messages
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
-    def __str__(self) -> str:
-        parts = [f"{len(self.translated)} image(s) translated into {self.output}"]
-        if self.skipped:
-            parts.append(f"{len(self.skipped)} skipped (output exists; --overwrite replaces it)")
-        if self.failed:
-            parts.append(f"{len(self.failed)} failed")
-        return "; ".join(parts)
-
-
-class _ImageFiles(Dataset):
-    """Decodes and prepares one image per item; errors come back as items, never exceptions."""
-
-    def __init__(self, files: list[Path], prepare, keep_original: bool):
-        self.files, self.prepare, self.keep_original = files, prepare, keep_original
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, i: int) -> dict:
-        try:
-            arr = load_image(self.files[i], 3)
-        except DataError as e:
-            return {"index": i, "error": str(e)}
-        except Exception as e:  # noqa: BLE001 - e.g. MemoryError on a huge file: one line, not a traceback
-            return {"index": i, "error": f"{self.files[i]}: cannot decode image ({_first_line(e)})"}
-        rgb = _to_float(arr)
-        item = {"index": i, "input": self.prepare(rgb), "size": tuple(rgb.shape[-2:])}
-        if self.keep_original:
-            item["original"] = torch.from_numpy(np.require(arr, requirements=["C", "W"]))
-        return item
-
-
-def _as_list(items: list) -> list:
-    return items
-
-
-def output_path(rel: Path, out_root: Path, suffix: str = "", fmt: str = "same") -> Path:
-    """Where the translation of ``INPUT/rel`` goes: same relative path, optional suffix and format."""
-    ext = rel.suffix if fmt == "same" else "." + fmt
-    return out_root / rel.parent / f"{rel.stem}{suffix}{ext}"
-
-
-def _plan(input: Path, output: Path, suffix: str, fmt: str) -> tuple[list[Path], list[Path], Path]:
-    """(input files, their output paths, the output folder); refuses outputs inside the input folder."""
-    if fmt not in FORMATS:
-        raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    if not input.exists():
-        raise DataError(f"{input}: no such file or directory")
-    src = input.resolve()
-    if input.is_file():
-        files = list_images(input)                      # raises if not an image file
-        dest = output / output_path(Path(input.name), Path(), suffix, fmt) if not is_image(output) else output
-        if dest.resolve() == src:
-            raise ConfigError(f"{dest}: the output would replace the input image; choose another OUTPUT")
-        return files, [dest], dest.parent
-    dst = output.resolve()
-    if dst == src or src in dst.parents:
-        raise ConfigError(f"{output}: the output folder is {'the input folder' if dst == src else 'inside the input folder'} "
-                          f"{input}; choose an OUTPUT outside it (translate never writes into its input)")
-    if output.exists() and not output.is_dir():
-        raise ConfigError(f"{output}: exists and is not a folder (INPUT is a folder, so OUTPUT must be one)")
-    files = list_images(input)
-    if not files:
-        raise DataError(f"{input}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)}, recursively)")
-    outs = [output_path(f.relative_to(input), output, suffix, fmt) for f in files]
-    return files, outs, output
-
-
-def save_rgb(arr: np.ndarray, path: Path) -> None:
-    """uint8 (H, W, 3) -> image file, format from the extension, written atomically."""
-    from PIL import Image
-    ext = path.suffix.lower()
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".webp": "WEBP",
-           ".tif": "TIFF", ".tiff": "TIFF"}.get(ext, "PNG")
-    kw = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
-    with atomic_path(path) as tmp:
-        Image.fromarray(arr).save(tmp, format=fmt, **kw)
-
-
-def translate_folder(model: str | Path | Translator, input: str | Path, output: str | Path, *,
-                     batch_size: int = 8, device: str = "auto", policy: str = "resize", workers: int | None = None,
-                     overwrite: bool = False, suffix: str = "", format: str = "same",
-                     dropout_noise: bool = False, seed: int | None = None, progress: bool = True,
-                     verbose: bool = True, log=None) -> TranslateSummary:
-    """Translate every image under ``input`` (recursive) or the single image ``input`` into ``output``.
-
-    Outputs keep their relative path and name (plus ``suffix``; extension from
-    ``format``, ``"same"`` keeps the input's).  Existing outputs are left alone
-    unless ``overwrite``; unreadable files are reported in one line each and
-    counted in ``summary.failed``.  Decoding runs in ``workers`` DataLoader
-    processes (None: :func:`default_workers`) and encoding in a thread pool,
-    overlapped with the network.
-    ``model`` may be a loaded :class:`Translator` (then its device, policy and
-    batch size are used).  ``verbose`` logs the model description first.
-    """
-    from tqdm import tqdm
-    input, output = Path(input), Path(output)
-    files, outs, out_root = _plan(input, output, suffix, format)
-    log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
-    tr = model if isinstance(model, Translator) else Translator.load(
-        model, device=device, policy=policy, batch_size=batch_size, dropout_noise=dropout_noise, seed=seed)
-    if verbose:
-        log(tr.describe())
-    summary = TranslateSummary(out_root)
-    todo: list[int] = []
-    claimed: dict[Path, Path] = {}
-    for i, (f, o) in enumerate(zip(files, outs)):
-        key = o.resolve()
-        if key in claimed:
-            summary.failed.append(f"{f}: its output {o} would also be written by {claimed[key]}; skipped "
-                                  "(use --suffix or --format same to keep names apart)")
-            log(f"warning: {summary.failed[-1]}")
-            continue
-        claimed[key] = f
-        if o.exists() and not overwrite:
-            summary.skipped.append(o)
-        else:
-            todo.append(i)
-    if summary.skipped:
-        log(f"{len(summary.skipped)} output(s) already exist and are kept (--overwrite replaces them)")
-    if not todo:
-        return summary
-
-    dataset = _ImageFiles([files[i] for i in todo], tr.preparer, tr.needs_original())
-    if workers is None:
-        workers = default_workers(tr.device)
-    workers = max(0, min(workers, len(todo) // max(1, tr.batch_size)))
-    loader = DataLoader(dataset, batch_size=tr.batch_size, shuffle=False, num_workers=workers,
-                        collate_fn=_as_list, pin_memory=tr.device.type == "cuda",
-                        persistent_workers=False, prefetch_factor=2 if workers else None)
-    lock = threading.Lock()
-    bar = tqdm(total=len(todo), desc="translate", unit="img", disable=not progress, dynamic_ncols=True,
-               file=sys.stderr)
-
-    def write(k: int, out: torch.Tensor, size, original) -> None:
-        src, dest = files[todo[k]], outs[todo[k]]
-        try:
-            orig = _to_float(original.numpy()) if original is not None else None
-            arr = to_uint8(tr.finish(out, size, orig))
-            if dest.exists() and not overwrite:          # appeared while we worked: keep it
-                with lock:
-                    summary.skipped.append(dest)
-            else:
-                save_rgb(arr, dest)
-                with lock:
-                    summary.translated.append(dest)
-        except Exception as e:  # noqa: BLE001 - a write failure is one line and a count, not a traceback
-            with lock:
-                summary.failed.append(f"{dest}: cannot write ({_first_line(e)}) for {src}")
-                log(f"error: {summary.failed[-1]}")
-        finally:
-            bar.update()
-
-    pending: list[Future] = []
-    with ThreadPoolExecutor(max_workers=WRITE_THREADS, thread_name_prefix="img2img-write") as pool:
-        try:
-            for items in loader:
-                good = []
-                for it in items:
-                    if "error" in it:
-                        with lock:
-                            summary.failed.append(f"{it['error']}; skipped")
-                            log(f"warning: {summary.failed[-1]}")
-                        bar.update()
-                    else:
-                        good.append(it)
-                for idx, batch in _shape_batches([it["input"] for it in good], tr.batch_size):
-                    y = tr.run(batch)
-                    for j, i in enumerate(idx):
-                        it = good[i]
-                        pending.append(pool.submit(write, it["index"], y[j], it["size"], it.get("original")))
-                while len(pending) > 4 * tr.batch_size:          # bound memory held by unwritten outputs
-                    pending.pop(0).result()
-            for f in pending:
-                f.result()
-        finally:
-            bar.close()
-    summary.translated.sort()
-    return summary

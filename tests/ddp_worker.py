@@ -6,7 +6,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import TINY  # noqa: E402
-from img2img.config import make_config  # noqa: E402
+from img2img.families import make_config  # noqa: E402
 from img2img.gan.trainer import Trainer  # noqa: E402
 
 pairs, out, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])

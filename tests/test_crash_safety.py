@@ -164,20 +164,20 @@ def test_ctrl_c_stops_cleanly_after_writing_a_checkpoint(tmp_path):
 
 @pytest.mark.parametrize("cause", ["nan at step 5", "absurd learning rate"])
 def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(cause, tmp_path, capsys, monkeypatch):
-    from img2img.gan import models
+    from img2img.families.pix2pix import Pix2Pix
     pairs = write_ab(tmp_path / "pairs", n=2)
     run = tmp_path / "run"
     argv = ["train", "--pairs", str(pairs), "--out", str(run), "--no-progress", "--max-steps", "10",
             *flags({k: v for k, v in SETTINGS.items() if k != "save_every"})]
     if cause == "nan at step 5":
-        real, calls = models.Pix2Pix.g_extra, []
+        real, calls = Pix2Pix.g_terms, []
 
-        def g_extra(self, batch, fake):
+        def g_terms(self, batch, fake):
             calls.append(1)
-            out = real(self, batch, fake)
-            return {k: v * float("nan") for k, v in out.items()} if len(calls) == 5 else out
+            adversarial, extra = real(self, batch, fake)
+            return adversarial, ({k: v * float("nan") for k, v in extra.items()} if len(calls) == 5 else extra)
 
-        monkeypatch.setattr(models.Pix2Pix, "g_extra", g_extra)
+        monkeypatch.setattr(Pix2Pix, "g_terms", g_terms)
         argv += ["--save-every", "2"]
     else:
         argv += ["--save-every", "1", "--lr", "1e30"]

@@ -18,7 +18,7 @@ from img2img import Translator, export_onnx, translate_folder  # noqa: E402
 from img2img.cli import main  # noqa: E402
 from img2img.config import ConfigError  # noqa: E402
 from img2img.export import ExportError, wrap_generator  # noqa: E402
-from img2img.gan.models import load_generator  # noqa: E402
+from img2img.inference import load_generator  # noqa: E402
 from tiny_models import make_checkpoint, read, write_images  # noqa: E402
 
 

@@ -14,10 +14,13 @@ import torch
 from PIL import Image
 
 from img2img.cli import main
-from img2img.config import ConfigError, make_config
-from img2img.data import DataError, make_dataset
+from img2img import families
+from img2img.config import ConfigError
+from img2img.data import DataError
+from img2img.families import make_config, make_dataset
 from img2img.data.images import ImageDataset, fit_square, is_idx_file, read_idx
-from img2img.gan.models import Unconditional, load_generator, recalibrate_batchnorm
+from img2img.families.unconditional import recalibrate_batchnorm
+from img2img.inference import load_generator
 from img2img.gan.trainer import Trainer, train
 from img2img.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from img2img.nets.mlp import MLPDiscriminator, MLPGenerator
@@ -95,7 +98,7 @@ def test_dcgan_rejects_other_sizes():
     with pytest.raises(ValueError, match="32, 64, 128"):
         DCGANGenerator(100, 1, 8, 48)
     with pytest.raises(ConfigError, match="--size"):
-        make_config(images="x", kind="dcgan", image_size=28).validate()
+        families.check(make_config(images="x", kind="dcgan", image_size=28))
 
 
 def test_mlp_gan_is_the_papers_mnist_mlp():
@@ -110,12 +113,12 @@ def test_mlp_gan_is_the_papers_mnist_mlp():
 
 def test_initialisation_per_family():
     cfg = make_config(images="x", kind="mlp", output_nc=1)
-    m = Unconditional(cfg)
+    m = families.get(cfg.model.kind)(cfg)
     w = m.G.net[0].weight                                  # Xavier uniform: |w| <= sqrt(6 / (fan_in + fan_out))
     bound = math.sqrt(6 / (100 + 128))
     assert w.abs().max() <= bound and w.abs().max() > 0.9 * bound
     assert m.G.net[0].bias.abs().max() == 0
-    d = Unconditional(make_config(images="x", kind="dcgan", image_size=32, ngf=16, ndf=16))
+    d = families.get("dcgan")(make_config(images="x", kind="dcgan", image_size=32, ngf=16, ndf=16))
     assert d.G.net[0].weight.std().item() == pytest.approx(0.02, rel=0.05)   # DCGAN: N(0, 0.02)
 
 
@@ -222,9 +225,9 @@ def test_unconditional_defaults_leave_pix2pix_alone(idx_file, image_dir):
     assert (p.model.kind, p.train.batch_size, p.train.epochs, p.train.epochs_decay, p.model.image_size) == \
         ("pix2pix", 1, 100, 100, 256)
     with pytest.raises(ConfigError, match="not --pairs"):
-        make_config(images="x", pairs="y", kind="dcgan").validate()
+        families.check(make_config(images="x", pairs="y", kind="dcgan"))
     with pytest.raises(ConfigError, match="needs --images"):
-        make_config(kind="mlp").validate()
+        families.check(make_config(kind="mlp"))
 
 
 # -- training ----------------------------------------------------------------------
@@ -326,7 +329,7 @@ def test_eval_samples_do_not_depend_on_the_batch(dcgan_run):
 
 def test_recalibrated_batchnorm_matches_batch_statistics():
     cfg = make_config(images="x", kind="dcgan", image_size=32, ngf=4)
-    G = Unconditional(cfg).G
+    G = families.get(cfg.model.kind)(cfg).G
     for m in G.modules():                             # stale running stats, as after training
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.fill_(3.0)

@@ -96,8 +96,8 @@ def test_running_stats_switch():
 def test_pix2pix_upsampling_layers_start_without_checkerboard():
     import torch.nn as nn
 
-    from img2img.config import make_config
-    from img2img.gan.models import Pix2Pix
+    from img2img.families import make_config
+    from img2img.families.pix2pix import Pix2Pix
     from img2img.nets.init import init_weights
     torch.manual_seed(0)
     G = Pix2Pix(make_config(pairs="unused", crop_size=32, load_size=36, ngf=8, ndf=8)).G

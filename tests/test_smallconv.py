@@ -54,15 +54,18 @@ def test_large_maps_use_torch_kernel():
         assert "MM" not in type(y.grad_fn).__name__
 
 
-def test_unet_same_output_and_weight_gradients_either_way(monkeypatch):
+def test_unet_same_output_and_weight_gradients_either_way():
+    import copy
     torch.manual_seed(1)
-    G = UNetGenerator(3, 3, ngf=8, depth=8, dropout=0.0)
+    G0 = UNetGenerator(3, 3, ngf=8, depth=8, dropout=0.0)          # plain nn.Conv2d: torch's kernels
+    G = sc.use_matmul_convs(copy.deepcopy(G0))
+    assert sum(type(m) in (sc.Conv2d, sc.ConvTranspose2d) for m in G.modules()) == 16
+    assert G.state_dict().keys() == G0.state_dict().keys()
     x = torch.randn(2, 3, 256, 256)
     y = G(x)
     grads = torch.autograd.grad(y.square().mean(), list(G.parameters()))
-    monkeypatch.setattr(sc, "SMALL_POSITIONS", 0)              # everything on torch's kernels
-    y0 = G(x)
-    grads0 = torch.autograd.grad(y0.square().mean(), list(G.parameters()))
+    y0 = G0(x)
+    grads0 = torch.autograd.grad(y0.square().mean(), list(G0.parameters()))
     torch.testing.assert_close(y, y0, rtol=1e-4, atol=1e-5)
     for a, b in zip(grads, grads0):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-6)

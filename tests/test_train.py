@@ -11,7 +11,7 @@ from img2img import __version__, train
 from img2img.checkpoint import CheckpointError, load_checkpoint
 from img2img.cli import main
 from img2img.config import ConfigError
-from img2img.gan.models import load_generator
+from img2img.inference import load_generator
 from img2img.gan.trainer import lr_factor
 from img2img.report import read_log
 

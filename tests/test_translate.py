@@ -10,8 +10,9 @@ from PIL import Image
 from img2img import Translator, translate_folder
 from img2img.cli import main
 from img2img.color import rgb_to_lab_net
-from img2img.config import ConfigError, make_config
-from img2img.translate import RGBGenerator
+from img2img.config import ConfigError
+from img2img.families import make_config
+from img2img.families.wrappers import RGBGenerator
 from tiny_models import make_checkpoint, read, write_images
 
 ODD_SIZES = [(37, 51), (20, 90), (64, 64), (101, 33), (5, 7), (32, 48)]
@@ -65,7 +66,7 @@ def test_batch_size_does_not_change_folder_outputs(rgb_model, tmp_path):
 def test_worker_processes_give_the_same_outputs_and_default_to_none_on_small_cpus(rgb_model, tmp_path, monkeypatch):
     import os
 
-    from img2img.translate import default_workers
+    from img2img.device import default_workers
     files = write_images(tmp_path / "in", [(32, 32)] * 6, exts=("png",))
     for w in (0, 2):
         translate_folder(rgb_model, tmp_path / "in", tmp_path / f"out{w}", batch_size=2, device="cpu",

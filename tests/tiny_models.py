@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 from img2img.checkpoint import save_checkpoint
-from img2img.config import make_config
-from img2img.gan.models import build_generator
+from img2img import families
+from img2img.families import make_config
 from img2img.nets import init_weights
 
 
@@ -22,7 +22,7 @@ def make_checkpoint(path: Path, seed: int = 0, **settings) -> Path:
         "pix2pix" else dict(images="unused", ngf=8, ndf=8)
     cfg = make_config(**{**base, **settings})
     torch.manual_seed(seed)
-    G = init_weights(build_generator(cfg))
+    G = init_weights(families.get(cfg.model.kind).build_generator(cfg))
     # random BatchNorm affine parameters, so per-sample normalisation matters for the output
     for name, p in G.named_parameters():
         if p.dim() == 1:

@@ -62,34 +62,31 @@ def bench_train(pairs: Path, steps: int, fast: bool) -> dict:
     (for-each) Adam, i.e. without img2img's two speed levers."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from img2img.config import make_config
     from img2img.data import collate
-    from img2img.gan import trainer as trainer_mod
-    from img2img.nets import smallconv
+    from img2img.families import make_config
+    from img2img.gan.trainer import Trainer
 
-    orig = trainer_mod._fast_adam, smallconv.SMALL_POSITIONS
-    if not fast:
-        trainer_mod._fast_adam = lambda: {}
-        smallconv.SMALL_POSITIONS = 0
-    try:
-        tr = trainer_mod.Trainer(make_config(pairs=str(pairs), out=tempfile.mkdtemp(), progress=False, device="cpu"))
-        batches = []
-        for i in range(4):
-            b = collate([tr.dataset[i % len(tr.dataset)]])
-            b.pop("errors")
-            batches.append(tr._to_device(b))
-        for i in range(2):
-            tr.train_step(batches[i])
-        with FlopCounterMode(display=False) as fc:
-            tr.train_step(batches[0])
-        flops = fc.get_total_flops()
-        times = []
-        for i in range(steps):
-            t = time.perf_counter()
-            tr.train_step(batches[i % 4])
-            times.append(time.perf_counter() - t)
-    finally:
-        trainer_mod._fast_adam, smallconv.SMALL_POSITIONS = orig
+    tr = Trainer(make_config(pairs=str(pairs), out=tempfile.mkdtemp(), progress=False, device="cpu",
+                             cpu_matmul=fast))
+    if not fast:                        # the usual implementation's optimiser: PyTorch's default Adam
+        t = tr.cfg.train
+        tr.opt_g = torch.optim.Adam(tr.G.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
+        tr.opt_d = torch.optim.Adam(tr.D.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
+    batches = []
+    for i in range(4):
+        b = collate([tr.dataset[i % len(tr.dataset)]])
+        b.pop("errors")
+        batches.append(tr._to_device(b))
+    for i in range(2):
+        tr.train_step(batches[i])
+    with FlopCounterMode(display=False) as fc:
+        tr.train_step(batches[0])
+    flops = fc.get_total_flops()
+    times = []
+    for i in range(steps):
+        t = time.perf_counter()
+        tr.train_step(batches[i % 4])
+        times.append(time.perf_counter() - t)
     return {"s_per_step": float(np.median(times)), "gflop_per_step": flops / 1e9}
 
 
@@ -107,7 +104,8 @@ def bench_translate(model: Path, onnx: Path | None, images: Path, out_root: Path
     """Per backend: seconds to load the model; seconds per image for the network alone (a batch of
     ``batch_size`` random 256x256 images, median of 3); and end to end for the whole folder (decode,
     network, encode, write) by :func:`translate_folder` with the loaded model, as the CLI runs it."""
-    from img2img.translate import Translator, translate_folder
+    from img2img.pipeline import translate_folder
+    from img2img.translate import Translator
     res = {}
     n = len(list(images.glob("*.png")))
     for name, path in (("torch", model), ("onnxruntime", onnx)):

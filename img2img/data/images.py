@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ..files import first_line
 from .io import DataError, is_image, list_images, load_image
 
 # IDX type byte -> (numpy big-endian dtype, name)
@@ -63,7 +64,8 @@ def read_idx(path: str | Path) -> np.ndarray:
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as e:
-            raise DataError(f"{p}: damaged gzip file ({_first_line(e) or 'truncated'})") from None
+            reason = first_line(e, 160) if str(e).strip() else "truncated"
+            raise DataError(f"{p}: damaged gzip file ({reason})") from None
     if len(raw) < 4:
         raise DataError(f"{p}: truncated IDX file ({len(raw)} bytes, shorter than the 4-byte magic number)")
     zero, code, ndim = struct.unpack(">HBB", raw[:4])
@@ -142,7 +144,7 @@ class ImageDataset(Dataset):
         self.source, self.size, self.channels, self.low = Path(source), size, channels, low
         self.skipped: list[str] = []
         if is_idx_file(self.source):
-            self.kind = "IDX file"
+            self.format = "IDX file"
             arr = idx_images(self.source)
             self.names = [f"{self.source.name}[{i}]" for i in range(arr.shape[0])]
             images = [fit_square(a, size, channels) for a in arr]
@@ -150,7 +152,7 @@ class ImageDataset(Dataset):
             if self.source.is_file() and not is_image(self.source):
                 raise DataError(f"{self.source}: neither an image folder, an image file nor an IDX file "
                                 "(IDX files start with 0x0000 and a type byte, or are gzipped)")
-            self.kind = "images"
+            self.format = "images"
             files = list_images(self.source)
             images, self.names = [], []
             for f in files:
@@ -178,19 +180,5 @@ class ImageDataset(Dataset):
 
     def describe(self) -> str:
         what = "gray" if self.channels == 1 else "RGB"
-        return (f"{len(self)} {what} images of {self.size}x{self.size} from {self.kind} {self.source}"
+        return (f"{len(self)} {what} images of {self.size}x{self.size} from {self.format} {self.source}"
                 + (f", {len(self.skipped)} bad file(s) skipped" if self.skipped else ""))
-
-
-def make_image_dataset(cfg) -> ImageDataset:
-    """The training set of an unconditional RunConfig (``cfg.data.images``)."""
-    m, d = cfg.model, cfg.data
-    if d.images is None:
-        raise DataError(f"{m.kind} needs --images DIR_OR_IDX_FILE")
-    low = 0.0 if m.kind == "mlp" and m.mlp_out == "sigmoid" else -1.0
-    return ImageDataset(d.images, m.image_size, m.output_nc, low=low, skip_bad=d.skip_bad)
-
-
-def _first_line(e: BaseException) -> str:
-    s = str(e).strip()
-    return s.splitlines()[0][:160] if s else ""

@@ -113,21 +113,6 @@ def to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def save_image(array: np.ndarray, path: str | Path) -> None:
-    """Write a uint8 (H, W, 3|1) array atomically (a temp file renamed into place)."""
-    from ..checkpoint import atomic_path
-    path = Path(path)
-    arr = array[:, :, 0] if array.ndim == 3 and array.shape[2] == 1 else array
-    with atomic_path(path) as tmp:
-        Image.fromarray(arr).save(tmp, format=_pil_format(path))
-
-
-def _pil_format(path: Path) -> str:
-    ext = path.suffix.lower()
-    return {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".webp": "WEBP",
-            ".tif": "TIFF", ".tiff": "TIFF"}.get(ext, "PNG")
-
-
 def _reason(e: BaseException) -> str:
     msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     if isinstance(e, UnidentifiedImageError):

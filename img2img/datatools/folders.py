@@ -34,13 +34,11 @@ from typing import Callable, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from ..checkpoint import atomic_path
 from ..config import ConfigError
 from ..data.io import DataError, list_images, load_image
+from ..files import IMAGE_FORMATS, atomic_path, save_image
 from . import ops
 
-FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".webp": "WEBP",
-           ".tif": "TIFF", ".tiff": "TIFF"}
 LAYOUTS = ("ab", "folders", "single")
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -221,7 +219,7 @@ def _split_counts(n: int, ratios: list[float]) -> list[int]:
     return counts
 
 
-def _derive(kind, src, out, params, layout, ext, quality, workers, overwrite, progress) -> Result:
+def _derive(transform, src, out, params, layout, ext, quality, workers, overwrite, progress) -> Result:
     _choice("layout", layout, LAYOUTS)
     root, files = _inputs(src)
     ext = _ext(ext)
@@ -232,7 +230,7 @@ def _derive(kind, src, out, params, layout, ext, quality, workers, overwrite, pr
             (_dst(out, rel, ext),)
         tasks.append(_Task((f,), dsts))
     params = dict(params, layout=layout, quality=quality)
-    return _execute(kind, [root], out, tasks, kind, params, workers, overwrite, progress)
+    return _execute(transform, [root], out, tasks, transform, params, workers, overwrite, progress)
 
 
 def _inputs(src) -> tuple[Path, list[Path]]:
@@ -276,8 +274,8 @@ def _ext(ext: str | None) -> str | None:
     if ext is None:
         return None
     e = ext.lower() if ext.startswith(".") else "." + ext.lower()
-    if e not in FORMATS:
-        raise ConfigError(f"unknown image extension {ext!r} (one of {', '.join(FORMATS)})")
+    if e not in IMAGE_FORMATS:
+        raise ConfigError(f"unknown image extension {ext!r} (one of {', '.join(IMAGE_FORMATS)})")
     return e
 
 
@@ -335,11 +333,11 @@ def default_workers() -> int:
     return max(1, min(8, n))
 
 
-def _execute(op, roots, out, tasks, kind, params, workers, overwrite, progress, problems=()) -> Result:
+def _execute(op, roots, out, tasks, transform, params, workers, overwrite, progress, problems=()) -> Result:
     out = Path(out)
     _plan(roots, out, tasks, overwrite)
     res = Result(op, out, total=len(tasks) + len(problems), failed=list(problems))
-    fn = partial(_work, kind, params)
+    fn = partial(_work, transform, params)
     errors = _run(op, fn, tasks, default_workers() if workers is None else workers, progress)
     res.succeeded = [e is None for e in errors]
     res.done = sum(res.succeeded)
@@ -389,10 +387,10 @@ def _init_worker() -> None:
 
 # --------------------------------------------------------------------------- the work for one input
 
-def _work(kind: str, params: dict, task: _Task) -> str | None:
+def _work(transform: str, params: dict, task: _Task) -> str | None:
     """Process one input; return None, or a one-line message naming the file that failed."""
     try:
-        if kind == "copy":
+        if transform == "copy":
             data = []
             for s in task.srcs:
                 load_image(s)                        # decodes: a truncated file is reported, not copied
@@ -410,7 +408,7 @@ def _work(kind: str, params: dict, task: _Task) -> str | None:
     except OSError as e:
         return f"{task.srcs[0]}: cannot read ({e.strerror or e})"
     try:
-        outs = _compute(kind, params, imgs, task.srcs)
+        outs = _compute(transform, params, imgs, task.srcs)
     except DataError as e:
         return str(e)
     except (ValueError, RuntimeError, MemoryError) as e:     # one odd image must not end a long batch
@@ -424,33 +422,33 @@ def _work(kind: str, params: dict, task: _Task) -> str | None:
     return None
 
 
-def _compute(kind: str, p: dict, imgs: list[np.ndarray], srcs: tuple[Path, ...]) -> list[np.ndarray]:
+def _compute(transform: str, p: dict, imgs: list[np.ndarray], srcs: tuple[Path, ...]) -> list[np.ndarray]:
     img = imgs[0]
-    if kind == "split_ab" or (kind == "resize" and p["ab"]):
+    if transform == "split_ab" or (transform == "resize" and p["ab"]):
         if img.shape[1] % 2:
             raise DataError(f"{srcs[0]}: AB image width {img.shape[1]} is odd, so it is not an A|B pair "
                             "(expected A on the left half and B on the right, equal widths)")
         a, b = ops.split_halves(img)
-        if kind == "split_ab":
+        if transform == "split_ab":
             return [a, b]
         r = partial(ops.resize_square, size=p["size"], mode=p["mode"], resample=p["resample"])
         return [ops.side_by_side(r(a), r(b))]
-    if kind == "resize":
+    if transform == "resize":
         return [ops.resize_square(img, p["size"], p["mode"], p["resample"])]
-    if kind == "combine":
+    if transform == "combine":
         a, b = imgs
         if a.shape != b.shape:
             raise DataError(f"{srcs[1]}: size {b.shape[1]}x{b.shape[0]} differs from its A image {srcs[0]} "
                             f"({a.shape[1]}x{a.shape[0]}); resize one side first")
         return [ops.side_by_side(a, b)]
-    if kind == "grayscale":
+    if transform == "grayscale":
         derived = ops.grayscale(img)
-    elif kind == "blank":
+    elif transform == "blank":
         derived = ops.blank(img, p["fraction"])
-    elif kind == "edges":
+    elif transform == "edges":
         derived = ops.edges(img, p["low"], p["high"], p["sigma"], p["thickness"])
     else:  # pragma: no cover - programming error
-        raise ValueError(kind)
+        raise ValueError(transform)
     layout = p["layout"]
     if layout == "ab":
         return [ops.side_by_side(derived, img)]
@@ -460,17 +458,7 @@ def _compute(kind: str, p: dict, imgs: list[np.ndarray], srcs: tuple[Path, ...])
 
 
 def _save(arr: np.ndarray, path: Path, quality: int = 95) -> None:
-    from PIL import Image
-    fmt = FORMATS.get(path.suffix.lower(), "PNG")
-    kw: dict = {}
-    if fmt == "JPEG":
-        kw = {"quality": quality, "subsampling": 0 if quality >= 90 else 2}
-    elif fmt == "WEBP":
-        kw = {"quality": quality}
-    elif fmt == "PNG":
-        kw = {"optimize": False, "compress_level": 9}
-    with atomic_path(path) as tmp:
-        Image.fromarray(ops._squeeze(arr)).save(tmp, format=fmt, **kw)
+    save_image(ops._squeeze(arr), path, quality=quality, compress_level=9)    # data sets: written once, read often
 
 
 __all__ = ["Result", "blank", "combine", "default_workers", "edges", "grayscale", "resize", "split", "split_ab"]

@@ -2,8 +2,9 @@
 
 Each iteration takes one batch and makes one discriminator update; every
 ``d_steps``-th iteration is followed by a generator update (Algorithm 1 of
-the GAN paper with k = d_steps).  What G is fed, what D sees and any extra
-generator term come from the model family (:mod:`img2img.gan.models`).
+the GAN paper with k = d_steps).  What G is fed, what D sees, the extra
+generator terms, the sample grids and the data come from the model family
+(:mod:`img2img.families`); this module never asks which family it trains.
 
 The run folder (``TrainConfig.out``) receives::
 
@@ -30,42 +31,17 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .. import report
-from ..checkpoint import (CheckpointError, atomic_write_text, load_checkpoint, remove_stale_temporaries,
-                          save_checkpoint, stored_config)
-from ..config import RESUMABLE, ConfigError, RunConfig, field_section, make_config
+from .. import families, report
+from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..config import RESUMABLE, ConfigError, RunConfig, field_section
+from ..device import amp_dtype, resolve_device
+from ..files import atomic_write_text, remove_stale_temporaries
 from . import distributed, objectives
 from .ema import EMAMeters, WeightEMA
-from .models import build_model, sample_noise
 
 
 class TrainingError(RuntimeError):
     """Training had to stop (non-finite loss, unwritable run folder...): one-line message."""
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: CUDA is not available on this machine (use --device cpu or auto)")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"--device {name}: not a device name (auto, cpu, cuda, cuda:N)") from None
-
-
-def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for --amp (None: full float32).  auto: bf16 on GPUs that have it,
-    else fp16 (with loss scaling) on CUDA; float32 on the CPU, where autocast does not pay here."""
-    if setting == "off" or (setting == "auto" and device.type != "cuda"):
-        return None
-    if setting == "bf16" or (setting == "auto" and torch.cuda.is_bf16_supported()):
-        return torch.bfloat16
-    if setting in ("fp16", "auto"):
-        if device.type != "cuda":
-            raise ConfigError("--amp fp16 needs a CUDA device (use bf16 or off on the CPU)")
-        return torch.float16
-    raise ConfigError(f"--amp must be auto, off, bf16 or fp16, got {setting!r}")
 
 
 def lr_factor(progress: float, epochs: int, epochs_decay: int) -> float:
@@ -86,7 +62,8 @@ def lr_factor(progress: float, epochs: int, epochs_decay: int) -> float:
 class Trainer:
     def __init__(self, cfg: RunConfig, dataset=None, checkpoint: dict | None = None):
         """``checkpoint``: a loaded latest.pt to continue from (see :func:`train`)."""
-        self.cfg = cfg.validate()
+        self.cfg = families.check(cfg)
+        self.family = families.get(cfg.model.kind)
         t = cfg.train
         self.out = Path(t.out)
         self.rank, self.world, device_name = distributed.setup(t.device)
@@ -100,12 +77,11 @@ class Trainer:
 
         torch.manual_seed(t.seed)                  # identical initial weights on every rank
         random.seed(t.seed)
-        self.model = build_model(cfg)
+        self.model = self.family(cfg)
         self.G = self.model.G.to(self.device)
         self.D = self.model.D.to(self.device)
-        self.conv = cfg.model.kind != "mlp"
-        self.channels_last = t.channels_last and self.conv
-        if self.channels_last:
+        self.channels_last = t.channels_last
+        if self.channels_last:                     # affects 4-d (convolution) weights only
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
         adam = dict(betas=(t.beta1, t.beta2), **_fast_adam())
@@ -115,17 +91,13 @@ class Trainer:
         self.amp_dtype = amp_dtype(t.amp, self.device)
         # fp16 needs loss scaling against gradient underflow; bf16 and fp32 do not
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
-        self.D_fwd = self.D
-        if t.compile:                              # compiled callables; state_dicts stay on the originals
-            self.model.G = torch.compile(self.G)
-            self.D_fwd = torch.compile(self.D)
+        if t.compile:                              # compiled in place: state_dict keys stay the same
+            for net in _networks(self.G) + _networks(self.D):
+                net.compile()
         self.d_loss_fn, self.g_loss_fn = objectives.get(t.objective)
         self.meters = EMAMeters(t.ema_decay)
 
-        if dataset is None:
-            from ..data import make_dataset
-            dataset = make_dataset(cfg)
-        self.dataset = dataset
+        self.dataset = dataset = self.family.dataset(cfg) if dataset is None else dataset
         n = len(dataset)
         self.drop_last = n >= t.batch_size
         self.global_batch = t.batch_size * self.world
@@ -155,37 +127,43 @@ class Trainer:
     def train_step(self, batch: dict) -> dict[str, float]:
         t, m = self.cfg.train, self.model
         do_g = (self.step + 1) % t.d_steps == 0
-        D, scaler = self.D_fwd, self.scaler
+        scaler = self.scaler
         self.G.train()
         self.D.train()
         with torch.set_grad_enabled(do_g), self._autocast():
-            fake = m.generate(batch)
-        real = m.real(batch)
+            fakes = m.generate(batch)
 
         self.D.requires_grad_(True)
-        logs = {}
+        logs: dict[str, float] = {}
         with self._autocast():
-            real_in, fake_in = m.d_input(batch, real), m.d_input(batch, fake.detach())
-            d_real, d_fake = D(real_in), D(fake_in)
-            loss_d = self.d_loss_fn(d_real.float(), d_fake.float())
-            if t.objective == "wgan-gp":
-                gp = objectives.gradient_penalty(D, real_in, fake_in)
-                loss_d = loss_d + t.gp_weight * gp
-                logs["GP"] = gp.item()
-            loss_d = loss_d * m.d_loss_scale
+            loss_d, p_real, p_fake, gps = 0.0, [], [], []
+            for name, D, real_in, fake_in in m.d_terms(batch, fakes):
+                fake_in = fake_in.detach()
+                d_real, d_fake = D(real_in), D(fake_in)
+                loss = self.d_loss_fn(d_real.float(), d_fake.float())
+                if t.objective == "wgan-gp":
+                    gp = objectives.gradient_penalty(D, real_in, fake_in)
+                    loss = loss + t.gp_weight * gp
+                    gps.append(gp.item())
+                loss = loss * m.d_loss_scale
+                logs[name] = loss.item()
+                loss_d = loss_d + loss
+                p_real.append(objectives.d_probability(d_real.detach().float(), t.objective).item())
+                p_fake.append(objectives.d_probability(d_fake.detach().float(), t.objective).item())
         self.opt_d.zero_grad(set_to_none=True)
         scaler.scale(loss_d).backward()
         distributed.average_gradients(self.D)
         scaler.step(self.opt_d)
-        logs.update(D=loss_d.item(), D_real=objectives.d_probability(d_real.detach().float(), t.objective).item(),
-                    D_fake=objectives.d_probability(d_fake.detach().float(), t.objective).item())
+        if gps:
+            logs["GP"] = sum(gps)
+        logs.update(D_real=sum(p_real) / len(p_real), D_fake=sum(p_fake) / len(p_fake))
 
         if do_g:
             self.D.requires_grad_(False)
             with self._autocast():
-                loss_gan = self.g_loss_fn(D(m.d_input(batch, fake)).float())
-                extra = m.g_extra(batch, fake.float())
-                loss_g = loss_gan + sum(extra.values())
+                adversarial, extra = m.g_terms(batch, fakes)
+                gan = {name: self.g_loss_fn(D(fake_in).float()) for name, D, fake_in in adversarial}
+                loss_g = sum(gan.values()) + sum(extra.values())
             self.opt_g.zero_grad(set_to_none=True)
             scaler.scale(loss_g).backward()
             distributed.average_gradients(self.G)
@@ -193,7 +171,7 @@ class Trainer:
             self.D.requires_grad_(True)
             if self.g_ema is not None:
                 self.g_ema.update(self.G)
-            logs["G_GAN"] = loss_gan.item()
+            logs.update({k: v.item() for k, v in gan.items()})
             logs.update({k: v.item() for k, v in extra.items()})
         scaler.update()
         logs = distributed.mean_of(logs, self.device)
@@ -228,7 +206,7 @@ class Trainer:
                                unit="step")
                     for batch in self._loader(epoch, first, end - first):
                         self._report_bad(batch.pop("errors", []), bar)
-                        if not any(k in batch for k in ("A", "image")):
+                        if not batch:                      # every item of the batch failed to decode
                             self.step += 1
                             continue
                         batch = self._to_device(batch)
@@ -300,18 +278,12 @@ class Trainer:
         return path
 
     def preview_batch(self) -> dict:
-        if self.cfg.model.kind == "pix2pix":
-            n = len(self.dataset)
-            idx = sorted({round(i * (n - 1) / 3) for i in range(min(4, n))})
-            items = [self.dataset.preview(i) for i in idx]
-            return {k: torch.stack([it[k] for it in items]) for k in ("A", "B")}
-        g = torch.Generator().manual_seed(self.cfg.train.seed)
-        return {"z": sample_noise(self.cfg, 64, "cpu", g)}
+        return self.model.preview_batch(self.dataset)
 
     def plot(self) -> None:
         rows = report.read_log(self.out / "log.jsonl")
         # G terms are missing from D-only steps (--d-steps > 1): look further back than the last row
-        keys = [k for k in ("D", "G_GAN", "G_L1", "D_real", "D_fake", "GP") if any(k in r for r in rows[-64:])]
+        keys = [k for k in self.family.loss_names + ("GP",) if any(k in r for r in rows[-64:])]
         report.loss_plot(rows, self.out / "losses.png", keys, title=f"{self.cfg.model.kind} losses ({self.out.name})")
 
     def state_dict(self) -> dict:
@@ -322,6 +294,7 @@ class Trainer:
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
                 "g_ema": self.g_ema.state_dict() if self.g_ema is not None else None,
                 "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+                "family": self.model.state_dict(),
                 "meters": self.meters.state_dict(), "step": self.step, "elapsed": self.elapsed,
                 "bad_files": sorted(self.bad_files), "rng": rng}
 
@@ -334,6 +307,7 @@ class Trainer:
             self.g_ema.load_state_dict(s["g_ema"])
         if self.scaler.is_enabled() and s.get("scaler"):
             self.scaler.load_state_dict(s["scaler"])
+        self.model.load_state_dict(s.get("family") or {})
         self.meters.load_state_dict(s["meters"])
         self.step, self.elapsed = int(s["step"]), float(s["elapsed"])
         self.bad_files = set(s.get("bad_files", []))
@@ -410,7 +384,7 @@ class Trainer:
 
     def _postfix(self) -> str:
         s = self.meters.smoothed()
-        return " ".join(f"{k}={s[k]:.3f}" for k in ("D", "G_GAN", "G_L1", "D_real", "D_fake") if k in s)
+        return " ".join(f"{k}={s[k]:.3f}" for k in self.family.loss_names if k in s)
 
     def _report_bad(self, errors: list[str], bar) -> None:
         for e in errors:
@@ -449,6 +423,15 @@ class Trainer:
         return lambda: signal.signal(signal.SIGINT, old)
 
 
+def _networks(module: torch.nn.Module) -> list[torch.nn.Module]:
+    """The networks in ``module``: itself, or the members of a ModuleDict / ModuleList (e.g. two generators)."""
+    if isinstance(module, torch.nn.ModuleDict):
+        return list(module.values())
+    if isinstance(module, torch.nn.ModuleList):
+        return list(module)
+    return [module]
+
+
 def _as_tuple(x):
     return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
 
@@ -469,7 +452,7 @@ def train(config: RunConfig | None = None, *, resume: bool = False, dataset=None
         if not path.exists():
             raise ConfigError(f"{path}: nothing to resume (no checkpoint in {out})")
         ckpt = load_checkpoint(path)
-        base = stored_config(ckpt, path)
+        base = families.stored_config(ckpt, path)
         missing = sorted({"G", "D", "opt_g", "opt_d", "meters", "step", "elapsed", "rng"} - set(ckpt["state"]))
         if missing:
             raise CheckpointError(f"{path}: holds no full training state (missing {', '.join(missing)}); "
@@ -479,10 +462,10 @@ def train(config: RunConfig | None = None, *, resume: bool = False, dataset=None
         if fixed:
             raise ConfigError(f"--resume continues {out} with the settings stored in its checkpoint; "
                               f"these cannot change: {', '.join('--' + k.replace('_', '-') for k in fixed)}")
-        cfg = make_config(base, **{k: v for k, v in settings.items() if k in RESUMABLE})
+        cfg = families.make_config(base, **{k: v for k, v in settings.items() if k in RESUMABLE})
         cfg.train.out = str(out)
         return Trainer(cfg, dataset=dataset, checkpoint=ckpt).fit()
-    cfg = make_config(config, **settings)
+    cfg = families.make_config(config, **settings)
     out = Path(cfg.train.out)
     if (out / "latest.pt").exists():
         raise ConfigError(f"{out} already holds a run (latest.pt); continue it with --resume or choose another --out")

@@ -10,8 +10,10 @@ so that MKL never sees its slow narrow-right-operand case, the same layers
 cost 2-4x less (tools/bench.py; measured per layer in the note of issue 5).
 
 :class:`Conv2d` and :class:`ConvTranspose2d` are drop-in subclasses of
-torch's layers (same parameters, same state_dict keys): they take the matrix
-path only on the CPU, for ungrouped undilated layers whose low-resolution
+torch's layers (same parameters, same state_dict keys), swapped into a built
+network by :func:`use_matmul_convs` (the networks themselves are written with
+plain ``nn.Conv2d`` / ``nn.ConvTranspose2d``).  They take the matrix path only
+on the CPU, for ungrouped undilated layers whose low-resolution
 side has at most ``SMALL_POSITIONS`` positions per image, or transposed
 convolutions to at most ``FEW_CHANNELS`` channels (the U-Net's output layer,
 128 -> 3 channels at 256x256, runs at ~20 GFLOP/s in oneDNN), and never while
@@ -162,3 +164,14 @@ class ConvTranspose2d(nn.ConvTranspose2d):
             Wo = (x.shape[3] - 1) * self.stride[1] - 2 * self.padding[1] + self.kernel_size[1]
             return _ConvTransposeMM.apply(x, self.weight, self.bias, self.stride, self.padding, (Ho, Wo))
         return super().forward(x, output_size)
+
+
+def use_matmul_convs(module: nn.Module) -> nn.Module:
+    """Swap every plain ``nn.Conv2d`` / ``nn.ConvTranspose2d`` in ``module`` for the subclasses above,
+    in place (same parameters and state_dict; only ``forward`` changes).  Returns ``module``."""
+    for m in module.modules():
+        if type(m) is nn.Conv2d:
+            m.__class__ = Conv2d
+        elif type(m) is nn.ConvTranspose2d:
+            m.__class__ = ConvTranspose2d
+    return module

@@ -18,7 +18,6 @@ import torch
 import torch.nn as nn
 
 from .norm import BatchNorm2d
-from .smallconv import Conv2d, ConvTranspose2d
 
 
 class UNetGenerator(nn.Module):
@@ -30,11 +29,11 @@ class UNetGenerator(nn.Module):
         self.depth = depth
         ch = [ngf * min(2 ** i, 8) for i in range(depth)]   # encoder output channels per level
 
-        self.down = nn.ModuleList([Conv2d(input_nc, ch[0], 4, 2, 1, bias=False)])
+        self.down = nn.ModuleList([nn.Conv2d(input_nc, ch[0], 4, 2, 1, bias=False)])
         for i in range(1, depth):
             innermost = i == depth - 1
             layers: list[nn.Module] = [nn.LeakyReLU(0.2, inplace=True),
-                                       Conv2d(ch[i - 1], ch[i], 4, 2, 1, bias=False)]
+                                       nn.Conv2d(ch[i - 1], ch[i], 4, 2, 1, bias=False)]
             if not innermost:
                 layers.append(BatchNorm2d(ch[i], stats=norm_stats))
             self.down.append(nn.Sequential(*layers))
@@ -43,9 +42,9 @@ class UNetGenerator(nn.Module):
         for i in reversed(range(depth)):                    # innermost first
             in_c = ch[i] if i == depth - 1 else 2 * ch[i]
             if i == 0:
-                layers = [nn.ReLU(inplace=True), ConvTranspose2d(in_c, output_nc, 4, 2, 1), nn.Tanh()]
+                layers = [nn.ReLU(inplace=True), nn.ConvTranspose2d(in_c, output_nc, 4, 2, 1), nn.Tanh()]
             else:
-                layers = [nn.ReLU(inplace=True), ConvTranspose2d(in_c, ch[i - 1], 4, 2, 1, bias=False),
+                layers = [nn.ReLU(inplace=True), nn.ConvTranspose2d(in_c, ch[i - 1], 4, 2, 1, bias=False),
                           BatchNorm2d(ch[i - 1], stats=norm_stats)]
                 if dropout > 0 and i >= depth - 3:
                     layers.append(nn.Dropout(dropout))

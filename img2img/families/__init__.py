@@ -1,0 +1,119 @@
+"""Model families and their registry: the one place where a model's kind is looked up.
+
+::
+
+    from img2img import families
+    cfg = families.make_config(pairs="data/facades", epochs=5)   # defaults of the family
+    fam = families.get(cfg.model.kind)                           # its Family subclass
+    model = fam(cfg)                                             # G and D, initialised
+
+Everything that differs between model families lives in their modules (see
+:mod:`img2img.families.base` for what a family provides); no other module
+compares ``kind`` to a name.  To add a family, write ``families/NAME.py`` with
+a :class:`~img2img.families.base.Family` subclass and add one line to
+:data:`FAMILIES`.  Family modules are imported on first use.
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..config import DATA_SOURCES, ConfigError, RunConfig, field_section
+
+if TYPE_CHECKING:
+    from .base import Family
+
+# kind -> "module:class" under img2img/families; the first family of each data source
+# (Family.data) is the one that source picks when no --model is given
+FAMILIES: dict[str, str] = {
+    "pix2pix": "pix2pix:Pix2Pix",
+    "dcgan": "dcgan:DCGAN",
+    "mlp": "mlp:MLPGAN",
+}
+
+
+def names() -> tuple[str, ...]:
+    """The model kinds, in registry order (no family module is imported)."""
+    return tuple(FAMILIES)
+
+
+def get(kind: str) -> type[Family]:
+    """The Family subclass of ``kind``; ConfigError (one line) for an unknown kind."""
+    if not isinstance(kind, str) or kind not in FAMILIES:
+        raise ConfigError(f"unknown model kind {kind!r}; choose one of {', '.join(FAMILIES)}")
+    module, cls = FAMILIES[kind].split(":")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
+
+
+def for_data(source: str) -> type[Family]:
+    """The family that the data setting ``source`` (``pairs``, ``images``) trains by default."""
+    for kind in FAMILIES:
+        fam = get(kind)
+        if fam.data == source:
+            return fam
+    raise ConfigError(f"no model family trains on --{source}")
+
+
+def make_config(base: RunConfig | None = None, **settings: Any) -> RunConfig:
+    """A RunConfig from flat settings (``pairs=..., epochs=..., ngf=...``).
+
+    Field names are unique across the three sections of the config, so every
+    keyword goes to exactly one of them.  Without ``base``, the family is
+    ``kind`` or, when not given, the one its data setting picks (``images=``
+    alone means dcgan); its ``defaults`` replace the dataclasses' defaults and its
+    ``configure`` fills in derived settings (e.g. pix2pix's image size and
+    U-Net depth from the crop size), each only where not given.  With ``base``
+    (a stored config, on resume) only ``settings`` change.
+    """
+    cfg = RunConfig.from_dict(base.to_dict()) if base is not None else RunConfig()
+    fam = None
+    if base is None:
+        kind = settings.get("kind")
+        if kind is None:
+            sources = [s for s in DATA_SOURCES if settings.get(s) is not None]
+            fam = for_data(sources[0]) if len(sources) == 1 else get(names()[0])
+        else:
+            fam = get(kind)
+        for name, value in {"kind": fam.name, **fam.defaults}.items():
+            if name not in settings:
+                setattr(getattr(cfg, field_section(name)), name, value)
+    for name, value in settings.items():
+        setattr(getattr(cfg, field_section(name)), name, value)
+    if fam is not None:
+        fam.configure(cfg, set(settings))
+    return cfg
+
+
+def check(cfg: RunConfig, data: bool = True) -> RunConfig:
+    """Validate ``cfg`` (shared rules, then the family's); ConfigError in one line.
+
+    ``data=False`` skips the training-data settings (for configs stored in model files).
+    """
+    cfg.validate()
+    fam = get(cfg.model.kind)
+    if cfg.model.image_size < 1:
+        raise ConfigError(f"image size must be at least 1, got {cfg.model.image_size} ({fam.size_flag})")
+    if data:
+        if getattr(cfg.data, fam.data) is None:
+            raise ConfigError(f"{fam.name} needs --{fam.data} {DATA_SOURCES[fam.data]}")
+        for other in DATA_SOURCES:
+            if other != fam.data and getattr(cfg.data, other) is not None:
+                raise ConfigError(f"{fam.name} trains on --{fam.data}, not --{other}")
+    fam.check(cfg)
+    return cfg
+
+
+def stored_config(ckpt: dict[str, Any], path: str | Path) -> RunConfig:
+    """The checked RunConfig inside a loaded checkpoint; CheckpointError (one line) if it is malformed."""
+    from ..checkpoint import CheckpointError
+    try:
+        return check(RunConfig.from_dict(ckpt["config"]), data=False)
+    except (TypeError, ValueError, AttributeError, KeyError) as e:
+        text = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: the configuration stored in this checkpoint is invalid ({text})") from None
+
+
+def make_dataset(cfg: RunConfig, train: bool = True):
+    """The training set a RunConfig describes."""
+    return get(cfg.model.kind).dataset(cfg, train)

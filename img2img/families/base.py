@@ -1,0 +1,154 @@
+"""What a model family is, and what a new one must provide.
+
+A *family* (pix2pix, DCGAN, the MLP GAN, ...) is everything that differs
+between the GANs img2img trains; the training loop (:mod:`img2img.gan.trainer`),
+``translate``, ``eval``, ``export``, ``sample`` and the data loading ask the
+family and never compare a model's kind to a name.  Adding a family is one
+module under ``img2img/families/`` with a subclass of :class:`Family`, plus one
+line in the registry (``img2img/families/__init__.py``).
+
+A new family provides:
+
+**Class attributes**
+
+* ``name`` -- the ``--model`` value (``ModelConfig.kind``).
+* ``data`` -- the :class:`~img2img.config.DataConfig` field that names its
+  training data: ``"pairs"`` or ``"images"``.  The first registered family of a
+  data setting is the one that setting picks when ``--model`` is not given.
+* ``conditional`` -- True if it translates images (``translate``, ``eval``,
+  ``export`` as RGB -> RGB); False if it draws from noise (``sample``).
+* ``defaults`` -- settings whose default differs from the dataclasses' for
+  this family (e.g. ``{"batch_size": 64}``).
+* ``loss_names`` -- the logged losses the progress bar and the loss plot show, in order.
+* ``d_loss_scale`` -- factor on the discriminator's loss (pix2pix halves it).
+* ``size_flag`` -- the option that sets ``image_size``, for messages.
+* ``io_names`` -- (input, output) names of the exported ONNX graph;
+  ``inference_note`` -- how it runs at inference (normalisation, dropout), for its metadata.
+
+**Configuration and networks** (class methods: nothing is built or trained)
+
+* ``configure(cfg, given)`` -- derived defaults for settings not in ``given``.
+* ``check(cfg)`` -- the family's own rules; raise ``ConfigError`` in one line.
+* ``build_generator(cfg)`` / ``build_discriminator(cfg)`` -- untrained networks
+  (the generator is what model.pt stores under ``"G"``).
+* ``dataset(cfg, train=True)`` -- the training set; items are dicts of tensors.
+* ``to_rgb(x, cfg)`` -- G's output -> RGB in [0, 1] (the output range lives here).
+* ``inference_module(G, cfg)`` -- the self-contained function ``translate`` runs
+  and ``export`` writes (see :mod:`img2img.families.wrappers`);
+  ``example_inputs(cfg)`` -- inputs for the export's parity check;
+  ``size_multiple(cfg)`` -- image sides must be multiples of this;
+  ``loaded(G, cfg, state)`` -- a generator just loaded from a checkpoint, made
+  ready for use.
+
+**Training** (an instance holds the initialised networks ``G`` and ``D``;
+``__init__`` builds and initialises them, N(0, 0.02) unless the family says otherwise)
+
+* ``generate(batch, G=None)`` -- run the generator(s) on a batch; returns the
+  *fakes*, whatever the other methods need (a tensor, or a dict).
+* ``d_terms(batch, fakes)`` -- the discriminator's terms: a list of
+  ``(log name, D module, real input, fake input)``; the trainer applies the
+  objective to each (detaching the fake input) and sums them.
+* ``g_terms(batch, fakes)`` -- ``(adversarial, extra)``: a list of
+  ``(log name, D module, fake input)`` scored with the generator's objective,
+  and a dict of extra loss terms already weighted (pix2pix: ``{"G_L1": λ·L1}``).
+* ``preview_batch(dataset)`` -- the fixed inputs of the sample grids;
+  ``display(batch, fakes)`` -- the grid's columns as RGB (N, 3, H, W) in [0, 1];
+  ``prepare_eval(G)`` -- the generator as it runs for samples and model.pt.
+* ``state_dict()`` / ``load_state_dict(s)`` -- any state of the family itself
+  (e.g. an image history pool), saved in latest.pt so a resumed run is exact.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+import torch.nn as nn
+
+from ..config import RunConfig
+from ..nets import init_weights
+
+Tensor = torch.Tensor
+
+
+class Family:
+    name: ClassVar[str] = ""
+    data: ClassVar[str] = "pairs"
+    conditional: ClassVar[bool] = True
+    defaults: ClassVar[dict[str, Any]] = {}
+    loss_names: ClassVar[tuple[str, ...]] = ()
+    d_loss_scale: ClassVar[float] = 1.0
+    size_flag: ClassVar[str] = "--size"
+    io_names: ClassVar[tuple[str, str]] = ("image", "output")
+    inference_note: ClassVar[str] = "dropout off"
+
+    # -- configuration and networks ---------------------------------------------------
+    @classmethod
+    def configure(cls, cfg: RunConfig, given: set[str]) -> None:
+        """Fill in settings derived from others (only those not in ``given``)."""
+
+    @classmethod
+    def check(cls, cfg: RunConfig) -> None:
+        """Raise ConfigError (one line) if ``cfg`` breaks a rule of this family."""
+
+    @classmethod
+    def build_generator(cls, cfg: RunConfig) -> nn.Module:
+        raise NotImplementedError
+
+    @classmethod
+    def build_discriminator(cls, cfg: RunConfig) -> nn.Module:
+        raise NotImplementedError
+
+    @classmethod
+    def dataset(cls, cfg: RunConfig, train: bool = True):
+        raise NotImplementedError
+
+    @classmethod
+    def to_rgb(cls, x: Tensor, cfg: RunConfig) -> Tensor:
+        raise NotImplementedError
+
+    @classmethod
+    def inference_module(cls, G: nn.Module, cfg: RunConfig) -> nn.Module:
+        raise NotImplementedError
+
+    @classmethod
+    def example_inputs(cls, cfg: RunConfig, seed: int = 0) -> list[Tensor]:
+        raise NotImplementedError
+
+    @classmethod
+    def size_multiple(cls, cfg: RunConfig) -> int:
+        return 1
+
+    @classmethod
+    def loaded(cls, G: nn.Module, cfg: RunConfig, state: dict) -> nn.Module:
+        return G.eval()
+
+    # -- training -----------------------------------------------------------------------
+    def __init__(self, cfg: RunConfig):
+        """Builds G, then D, each initialised N(0, 0.02) (override for another initialisation)."""
+        self.cfg = cfg
+        self.G = init_weights(self.build_generator(cfg))
+        self.D = init_weights(self.build_discriminator(cfg))
+
+    def generate(self, batch: dict, G: nn.Module | None = None) -> Any:
+        raise NotImplementedError
+
+    def d_terms(self, batch: dict, fakes) -> list[tuple[str, nn.Module, Tensor, Tensor]]:
+        raise NotImplementedError
+
+    def g_terms(self, batch: dict, fakes) -> tuple[list[tuple[str, nn.Module, Tensor]], dict[str, Tensor]]:
+        raise NotImplementedError
+
+    def preview_batch(self, dataset) -> dict:
+        raise NotImplementedError
+
+    def display(self, batch: dict, fakes) -> list[Tensor]:
+        raise NotImplementedError
+
+    def prepare_eval(self, G: nn.Module) -> nn.Module:
+        return G.eval()
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass

@@ -1,0 +1,102 @@
+"""Loading trained generators for use, and running them with PyTorch or ONNX Runtime.
+
+* :func:`load_generator` -- (generator in eval mode, its RunConfig) from a run
+  folder, ``model.pt`` or ``latest.pt``: the config stored in the checkpoint
+  rebuilds the network, so no architecture flags are needed.
+* :class:`TorchBackend` / :class:`OnnxBackend` -- the same call,
+  ``(N, C, h, w)`` float32 in -> float32 out, for a torch module (an
+  ``inference_module`` of a family) or an ``.onnx`` file from ``img2img export``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from . import families
+from .checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
+from .config import ConfigError, RunConfig
+from .files import first_line
+
+ONNX_CONFIG_KEY = "img2img_config"        # ONNX metadata entry holding the RunConfig as JSON
+
+
+def load_generator(path, device: str | torch.device = "cpu") -> tuple[nn.Module, RunConfig]:
+    """(generator in eval mode, its RunConfig) from a run folder, model.pt or latest.pt.
+
+    Prefers the EMA weights when the run kept them.  The family prepares the loaded
+    network (e.g. measures BatchNorm statistics of an unconditional G from a training state).
+    """
+    p = resolve_checkpoint(path)
+    if p.is_file() and p.name == "latest.pt" and (p.parent / "model.pt").is_file() \
+            and (p.parent / "model.pt").stat().st_mtime >= p.stat().st_mtime:
+        p = p.parent / "model.pt"               # smaller, and the same generator
+    ckpt = load_checkpoint(p, map_location="cpu")
+    cfg = families.stored_config(ckpt, p)
+    fam = families.get(cfg.model.kind)
+    state = ckpt["state"]
+    ema = state.get("g_ema")
+    weights = (ema.get("model") if isinstance(ema, dict) else None) or state.get("G")
+    if not isinstance(weights, dict):
+        raise CheckpointError(f"{p}: holds no generator weights")
+    try:
+        G = fam.build_generator(cfg)
+        G.load_state_dict(weights)
+    except (RuntimeError, TypeError, ValueError) as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()] or [type(e).__name__]
+        detail = lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else lines[0]
+        raise CheckpointError(f"{p}: generator weights do not fit the stored config ({detail[:200]})") from None
+    return fam.loaded(G.to(device).eval(), cfg, state), cfg
+
+
+class TorchBackend:
+    """A torch module run without autograd on one device."""
+    name = "torch"
+
+    def __init__(self, module: nn.Module, device: torch.device):
+        self.module, self.device = module, device
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.module(x.to(self.device, non_blocking=True)).float()
+
+
+class OnnxBackend:
+    """An ``img2img export`` file run by ONNX Runtime; ``cfg`` is the RunConfig in its metadata."""
+    name = "onnx"
+
+    def __init__(self, path: Path, device: torch.device):
+        ort = import_onnxruntime()
+        providers = ["CPUExecutionProvider"]
+        if device.type == "cuda":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise ConfigError(f"--device {device}: this onnxruntime has no CUDA support "
+                                  "(install onnxruntime-gpu, or use --device cpu)")
+            providers = [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
+        try:
+            self.session = ort.InferenceSession(str(path), providers=providers)
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise CheckpointError(f"{path}: not a loadable ONNX model ({first_line(e)})") from None
+        self.input = self.session.get_inputs()[0].name
+        self.device = torch.device("cpu")
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if ONNX_CONFIG_KEY not in meta:
+            raise CheckpointError(f"{path}: not an img2img ONNX export (no {ONNX_CONFIG_KEY} metadata); "
+                                  "export models with `img2img export`")
+        self.cfg = RunConfig.from_dict(json.loads(meta[ONNX_CONFIG_KEY]))
+        self.metadata = dict(meta)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        arr = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
+        return torch.from_numpy(self.session.run(None, {self.input: arr})[0])
+
+
+def import_onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ConfigError("ONNX models need onnxruntime: pip install 'img2img[onnx]'") from None
+    return onnxruntime

@@ -1,0 +1,225 @@
+"""Translating folders: the pipeline under ``img2img translate`` (and the reader ``eval`` uses).
+
+Files are decoded (and prepared for the network) by a :class:`SafeItems`
+dataset in ``workers`` DataLoader processes, run through a
+:class:`~img2img.translate.Translator` in batches of equal-shaped inputs, and
+written by a small thread pool, overlapped with the network.  A file that
+cannot be read or written costs one line in the summary, never the run.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .color import to_float, to_uint8
+from .config import FORMATS, ConfigError
+from .data.io import IMAGE_EXTENSIONS, DataError, is_image, list_images, load_image
+from .device import default_workers
+from .files import first_line, save_image
+from .translate import Translator, shape_batches
+
+WRITE_THREADS = 2
+
+
+class SafeItems(Dataset):
+    """Item ``i`` is ``{"index": i, **read(i)}``; a failure comes back as the item
+    ``{"index": i, "error": "NAME: what went wrong"}``, never as an exception (one bad file
+    costs one line, not the run).  ``read`` must be picklable for worker processes."""
+
+    def __init__(self, read: Callable[[int], dict], names: Sequence[str]):
+        self.read, self.names = read, list(names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, i: int) -> dict:
+        try:
+            return {"index": i, **self.read(i)}
+        except DataError as e:
+            return {"index": i, "error": str(e)}
+        except Exception as e:  # noqa: BLE001 - e.g. MemoryError on a huge file: one line, not a traceback
+            return {"index": i, "error": f"{self.names[i]}: cannot decode image ({first_line(e)})"}
+
+
+def make_loader(dataset: Dataset, batch_size: int, workers: int | None, device: torch.device) -> DataLoader:
+    """Batches of items as lists (sizes differ); ``workers`` None means :func:`default_workers`."""
+    if workers is None:
+        workers = default_workers(device)
+    workers = max(0, min(workers, len(dataset) // max(1, batch_size)))
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=_as_list,
+                      pin_memory=device.type == "cuda", persistent_workers=False,
+                      prefetch_factor=2 if workers else None)
+
+
+def _as_list(items: list) -> list:
+    return items
+
+
+def _read_image(files: list[Path], prepare, keep_original: bool, i: int) -> dict:
+    """Decode file ``i`` and prepare it for the network (+ the 8-bit original when asked)."""
+    arr = load_image(files[i], 3)
+    rgb = to_float(arr)
+    item = {"input": prepare(rgb), "size": tuple(rgb.shape[-2:])}
+    if keep_original:
+        item["original"] = torch.from_numpy(np.require(arr, requirements=["C", "W"]))
+    return item
+
+
+@dataclass
+class TranslateSummary:
+    """What :func:`translate_folder` did."""
+    output: Path
+    translated: list[Path] = field(default_factory=list)     # files written
+    skipped: list[Path] = field(default_factory=list)        # outputs that existed (no --overwrite)
+    failed: list[str] = field(default_factory=list)          # one-line messages
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def __str__(self) -> str:
+        parts = [f"{len(self.translated)} image(s) translated into {self.output}"]
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} skipped (output exists; --overwrite replaces it)")
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed")
+        return "; ".join(parts)
+
+
+def output_path(rel: Path, out_root: Path, suffix: str = "", fmt: str = "same") -> Path:
+    """Where the translation of ``INPUT/rel`` goes: same relative path, optional suffix and format."""
+    ext = rel.suffix if fmt == "same" else "." + fmt
+    return out_root / rel.parent / f"{rel.stem}{suffix}{ext}"
+
+
+def plan_outputs(input: Path, output: Path, suffix: str, fmt: str) -> tuple[list[Path], list[Path], Path]:
+    """(input files, their output paths, the output folder); refuses outputs inside the input folder."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if not input.exists():
+        raise DataError(f"{input}: no such file or directory")
+    src = input.resolve()
+    if input.is_file():
+        files = list_images(input)                      # raises if not an image file
+        dest = output / output_path(Path(input.name), Path(), suffix, fmt) if not is_image(output) else output
+        if dest.resolve() == src:
+            raise ConfigError(f"{dest}: the output would replace the input image; choose another OUTPUT")
+        return files, [dest], dest.parent
+    dst = output.resolve()
+    if dst == src or src in dst.parents:
+        raise ConfigError(f"{output}: the output folder is {'the input folder' if dst == src else 'inside the input folder'} "
+                          f"{input}; choose an OUTPUT outside it (translate never writes into its input)")
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"{output}: exists and is not a folder (INPUT is a folder, so OUTPUT must be one)")
+    files = list_images(input)
+    if not files:
+        raise DataError(f"{input}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)}, recursively)")
+    outs = [output_path(f.relative_to(input), output, suffix, fmt) for f in files]
+    return files, outs, output
+
+
+def translate_folder(model: str | Path | Translator, input: str | Path, output: str | Path, *,
+                     batch_size: int = 8, device: str = "auto", policy: str = "resize", workers: int | None = None,
+                     overwrite: bool = False, suffix: str = "", format: str = "same",
+                     dropout_noise: bool = False, seed: int | None = None, progress: bool = True,
+                     verbose: bool = True, log=None) -> TranslateSummary:
+    """Translate every image under ``input`` (recursive) or the single image ``input`` into ``output``.
+
+    Outputs keep their relative path and name (plus ``suffix``; extension from
+    ``format``, ``"same"`` keeps the input's).  Existing outputs are left alone
+    unless ``overwrite``; unreadable files are reported in one line each and
+    counted in ``summary.failed``.  Decoding runs in ``workers`` DataLoader
+    processes (None: :func:`default_workers`) and encoding in a thread pool,
+    overlapped with the network.
+    ``model`` may be a loaded :class:`Translator` (then its device, policy and
+    batch size are used).  ``verbose`` logs the model description first.
+    """
+    from tqdm import tqdm
+    input, output = Path(input), Path(output)
+    files, outs, out_root = plan_outputs(input, output, suffix, format)
+    log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
+    tr = model if isinstance(model, Translator) else Translator.load(
+        model, device=device, policy=policy, batch_size=batch_size, dropout_noise=dropout_noise, seed=seed)
+    if verbose:
+        log(tr.describe())
+    summary = TranslateSummary(out_root)
+    todo: list[int] = []
+    claimed: dict[Path, Path] = {}
+    for i, (f, o) in enumerate(zip(files, outs)):
+        key = o.resolve()
+        if key in claimed:
+            summary.failed.append(f"{f}: its output {o} would also be written by {claimed[key]}; skipped "
+                                  "(use --suffix or --format same to keep names apart)")
+            log(f"warning: {summary.failed[-1]}")
+            continue
+        claimed[key] = f
+        if o.exists() and not overwrite:
+            summary.skipped.append(o)
+        else:
+            todo.append(i)
+    if summary.skipped:
+        log(f"{len(summary.skipped)} output(s) already exist and are kept (--overwrite replaces them)")
+    if not todo:
+        return summary
+
+    todo_files = [files[i] for i in todo]
+    dataset = SafeItems(partial(_read_image, todo_files, tr.preparer, tr.needs_original()), map(str, todo_files))
+    loader = make_loader(dataset, tr.batch_size, workers, tr.device)
+    lock = threading.Lock()
+    bar = tqdm(total=len(todo), desc="translate", unit="img", disable=not progress, dynamic_ncols=True,
+               file=sys.stderr)
+
+    def write(k: int, out: torch.Tensor, size, original) -> None:
+        src, dest = files[todo[k]], outs[todo[k]]
+        try:
+            orig = to_float(original.numpy()) if original is not None else None
+            arr = to_uint8(tr.finish(out, size, orig))
+            if dest.exists() and not overwrite:          # appeared while we worked: keep it
+                with lock:
+                    summary.skipped.append(dest)
+            else:
+                save_image(arr, dest)
+                with lock:
+                    summary.translated.append(dest)
+        except Exception as e:  # noqa: BLE001 - a write failure is one line and a count, not a traceback
+            with lock:
+                summary.failed.append(f"{dest}: cannot write ({first_line(e)}) for {src}")
+                log(f"error: {summary.failed[-1]}")
+        finally:
+            bar.update()
+
+    pending: list[Future] = []
+    with ThreadPoolExecutor(max_workers=WRITE_THREADS, thread_name_prefix="img2img-write") as pool:
+        try:
+            for items in loader:
+                good = []
+                for it in items:
+                    if "error" in it:
+                        with lock:
+                            summary.failed.append(f"{it['error']}; skipped")
+                            log(f"warning: {summary.failed[-1]}")
+                        bar.update()
+                    else:
+                        good.append(it)
+                for idx, batch in shape_batches([it["input"] for it in good], tr.batch_size):
+                    y = tr.run(batch)
+                    for j, i in enumerate(idx):
+                        it = good[i]
+                        pending.append(pool.submit(write, it["index"], y[j], it["size"], it.get("original")))
+                while len(pending) > 4 * tr.batch_size:          # bound memory held by unwritten outputs
+                    pending.pop(0).result()
+            for f in pending:
+                f.result()
+        finally:
+            bar.close()
+    summary.translated.sort()
+    return summary
