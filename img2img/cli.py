@@ -14,8 +14,9 @@ import sys
 from dataclasses import fields
 
 from . import __version__
-from .config import (AMP_MODES, COLORS, DATA_SOURCES, DEFAULT_OPSET, DIRECTIONS, EXPORTERS, FORMATS, MLP_OUTPUTS,
-                     NOISES, OBJECTIVES, POLICY_ALIASES, DataConfig, ModelConfig, TrainConfig)
+from .config import (AMP_MODES, COLORS, DATA_SOURCES, DEFAULT_OPSET, DIRECTIONS, DISCRIMINATORS, EXPORTERS, FORMATS,
+                     GENERATORS, MLP_OUTPUTS, NOISES, NORMS, OBJECTIVES, POLICY_ALIASES, DataConfig, ModelConfig,
+                     TrainConfig)
 
 _DEFAULTS = {f.name: f.default for k in (ModelConfig, DataConfig, TrainConfig) for f in fields(k)}
 COMMANDS = ("train", "translate", "eval", "export", "sample", "data")
@@ -67,7 +68,7 @@ translate/export), samples/epoch_NNN.png (input | output | target) and losses.pn
 
 
 HELP = {
-    "train": "train a model (pix2pix on --pairs; dcgan or mlp on --images)",
+    "train": "train a model (pix2pix on --pairs, cyclegan on --unpaired, dcgan or mlp on --images)",
     "translate": "translate a folder of images (or one image) with a trained model",
     "eval": "score a model on held-out pairs (L1, PSNR, SSIM) with an HTML report",
     "export": "export a generator to ONNX (RGB in/out, verified against torch)",
@@ -104,6 +105,8 @@ def _add_train_parser(sub) -> None:
     _add(g, "--pairs", dest="pairs", metavar="DIR", help="folder of pairs: AB files, or A/ and B/ sub-folders")
     _add(g, "--images", dest="images", metavar="DIR|IDX_FILE",
          help="dcgan/mlp: a folder of images (recursive) or an MNIST IDX file (.gz or not)")
+    _add(g, "--unpaired", dest="unpaired", metavar="DIR",
+         help="cyclegan: a folder holding A/ and B/ (or trainA/ and trainB/) of unpaired images")
     _add(g, "--direction", dest="direction", choices=DIRECTIONS, help="which side is the input")
     _add(g, "--load-size", dest="load_size", type=int, metavar="N", help="resize images to NxN first")
     _add(g, "--crop-size", dest="crop_size", type=int, metavar="N",
@@ -126,7 +129,14 @@ def _add_train_parser(sub) -> None:
     _add(g, "--ndf", dest="ndf", type=int, metavar="N", help="discriminator width")
     _add(g, "--depth", dest="depth", type=int, metavar="N",
          help="U-Net levels (default: down to 1x1 at the crop size, at most 8; 8 for 256, 7 for 128)")
-    _add(g, "--d-layers", dest="d_layers", type=int, metavar="N", help="strided PatchGAN layers (3: 70x70 patches)")
+    _add(g, "--netG", dest="netG", choices=GENERATORS,
+         help="image generator: unet (pix2pix), resnet9 / resnet6 (9 or 6 residual blocks; cyclegan: resnet9 "
+              "at 256, resnet6 below)")
+    _add(g, "--netD", dest="netD", choices=DISCRIMINATORS,
+         help="image discriminator: patch (70x70 PatchGAN), nlayers (PatchGAN with --n-layers-d), pixel (1x1)")
+    _add(g, "--n-layers-d", "--d-layers", dest="d_layers", type=int, metavar="N",
+         help="strided layers of the PatchGAN (3: 70x70 patches)")
+    _add(g, "--norm", dest="norm", choices=NORMS, help="normalisation in G and D")
     _add(g, "--dropout", dest="dropout", type=float, metavar="P", help="dropout in the 3 innermost decoder levels")
     picks = ", ".join(f"{families.for_data(source).name} with --{source}" for source in DATA_SOURCES)
     _add(g, "--model", dest="kind", choices=families.names(), default_of="-",
@@ -153,7 +163,13 @@ def _add_train_parser(sub) -> None:
     _add(g, "--batch-size", dest="batch_size", type=int, metavar="N", help="images per step")
     _add(g, "--lr", dest="lr", type=float, help="Adam learning rate")
     _add(g, "--beta1", dest="beta1", type=float, help="Adam beta1")
-    _add(g, "--lambda-l1", dest="lambda_l1", type=float, metavar="L", help="weight of the L1 term")
+    _add(g, "--lambda-l1", dest="lambda_l1", type=float, metavar="L", help="pix2pix: weight of the L1 term")
+    _add(g, "--lambda-cycle", dest="lambda_cycle", type=float, metavar="L",
+         help="cyclegan: weight of each cycle-consistency L1 term")
+    _add(g, "--lambda-identity", dest="lambda_identity", type=float, metavar="F",
+         help="cyclegan: identity loss weight, as a fraction of --lambda-cycle (0: off)")
+    _add(g, "--pool-size", dest="pool_size", type=int, metavar="N",
+         help="cyclegan: generated images kept to show each discriminator (0: no history)")
     _add(g, "--g-ema", dest="g_ema", type=float, metavar="DECAY",
          help="keep an EMA of the generator's weights and use it for samples and model.pt (0: off)")
     _add(g, "--objective", dest="objective", choices=OBJECTIVES,
@@ -395,12 +411,15 @@ def _add_data_parser(sub) -> None:
     p, opt = op("split", datatools.split, "copy a folder into train/val(/test)",
                 "Copy the images of SRC into OUT/train, OUT/val (and OUT/test with three ratios). The split "
                 "depends only on the file names and --seed, so it is reproducible. A SRC holding A/ and B/ is "
-                "split by pair (OUT/train/A, OUT/train/B, ...).",
-                "  img2img data split ../shared/data/silhouettes/train sil/ --ratios 0.8 0.1 0.1 --seed 1\n")
+                "split by pair (OUT/train/A, OUT/train/B, ...), or with --unpaired each of them on its own.",
+                "  img2img data split ../shared/data/silhouettes/train sil/ --ratios 0.8 0.1 0.1 --seed 1\n"
+                "  img2img data split horse2zebra/ h2z/ --ratios 0.9 0.1 --unpaired   # then --unpaired h2z/train\n")
     src_out(p, "folder of images or pairs (only read)")
     opt("--ratios", dest="ratios", type=float, nargs="+", metavar="R",
         help="train val [test] weights, e.g. 0.8 0.2 or 8 1 1")
     opt("--seed", dest="seed", type=int, help="random seed of the assignment")
+    opt("--unpaired", dest="unpaired", action="store_true",
+        help="SRC holds unpaired A/ and B/ (or trainA/, trainB/): split each on its own (CycleGAN data)")
     folder_options(p, opt, ext=False)
 
     p, opt = op("download", datatools.download, "download a public pix2pix data set",
@@ -493,6 +512,9 @@ def _add_translate_parser(sub) -> None:
     t.add_argument("--dropout-noise", action="store_true",
                    help="keep dropout on at test time, as the pix2pix paper does (outputs vary; torch models only)")
     t.add_argument("--seed", type=int, help="random seed for --dropout-noise")
+    t.add_argument("--direction", choices=DIRECTIONS,
+                   help="cyclegan: which generator, AtoB (default) or BtoA; a pix2pix model translates the way "
+                        "it was trained")
     t.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     t.set_defaults(func=cmd_translate)
 
@@ -512,7 +534,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
     summary = translate_folder(args.model, args.input, args.output, batch_size=args.batch_size,
                                device=args.device, policy=args.policy, workers=args.workers,
                                overwrite=args.overwrite, suffix=args.suffix, format=args.format,
-                               dropout_noise=args.dropout_noise, seed=args.seed, progress=args.progress)
+                               dropout_noise=args.dropout_noise, seed=args.seed, progress=args.progress,
+                               direction=args.direction)
     print(summary, file=sys.stderr)
     return 0 if summary.ok else 1
 
@@ -527,7 +550,9 @@ def _add_eval_parser(sub) -> None:
     e.add_argument("model", metavar="MODEL", help="run folder, model.pt / latest.pt, or a .onnx file")
     e.add_argument("--pairs", required=True, metavar="DIR", help="folder of pairs (AB files, or A/ and B/)")
     e.add_argument("--out", required=True, metavar="DIR", help="report folder")
-    e.add_argument("--direction", choices=DIRECTIONS, help="which side is the input (default: the model's)")
+    e.add_argument("--direction", choices=DIRECTIONS,
+                   help="which side of the pairs is the input (default: the model's); for cyclegan also which "
+                        "generator runs")
     _add_inference_args(e)
     e.add_argument("--workers", type=int, metavar="N",
                    help="decoding processes (default: 0 on a CPU with <= 4 cores, else 2)")
@@ -563,6 +588,8 @@ def _add_export_parser(sub) -> None:
     x.add_argument("--opset", type=int, default=DEFAULT_OPSET, metavar="N", help=f"ONNX opset (default: {DEFAULT_OPSET})")
     x.add_argument("--exporter", default=EXPORTERS[0], choices=EXPORTERS,
                    help="torch.export-based (default) or the legacy tracer (faster, deprecated)")
+    x.add_argument("--direction", choices=DIRECTIONS,
+                   help="cyclegan: which generator to export, AtoB (default) or BtoA")
     x.add_argument("--overwrite", action="store_true", help="replace an existing OUT.onnx")
     x.set_defaults(func=cmd_export)
 
@@ -571,7 +598,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .export import ExportError, export_onnx
     try:
         result = export_onnx(args.model, args.out, opset=args.opset, overwrite=args.overwrite,
-                             exporter=args.exporter)
+                             exporter=args.exporter, direction=args.direction)
     except ExportError as e:
         print(f"img2img export: error: {e}", file=sys.stderr)
         return 1

@@ -22,7 +22,10 @@ from .files import atomic_write_text
 
 # Choice lists: the one source for validation here and for the CLI's choices.
 # (Model kinds are the family registry's: img2img.families.names().)
-DATA_SOURCES = {"pairs": "DIR", "images": "DIR_OR_IDX_FILE"}     # DataConfig fields naming training data
+DATA_SOURCES = {"pairs": "DIR", "images": "DIR_OR_IDX_FILE", "unpaired": "DIR"}   # DataConfig fields naming training data
+GENERATORS = ("unet", "resnet9", "resnet6")        # image-to-image generators (--netG)
+DISCRIMINATORS = ("patch", "nlayers", "pixel")     # image discriminators (--netD): 70x70, N-layer, 1x1 PatchGAN
+NORMS = ("batch", "instance", "none")
 OBJECTIVES = ("nonsat", "minimax", "lsgan", "hinge", "wgan-gp")
 COLORS = ("rgb", "lab")
 DIRECTIONS = ("AtoB", "BtoA")
@@ -56,6 +59,9 @@ class ModelConfig:
     noise: str = "normal"      # unconditional models: normal | uniform (in [-1, 1])
     mlp_hidden: int = 128      # MLP GAN hidden width
     mlp_out: str = "tanh"      # MLP GAN output: tanh ([-1, 1]) | sigmoid ([0, 1])
+    netG: str = "unet"         # image-to-image generator: unet | resnet9 | resnet6
+    netD: str = "patch"        # image discriminator: patch (70x70) | nlayers (d_layers strided layers) | pixel (1x1)
+    norm: str = "batch"        # normalisation in G and D: batch | instance | none
 
     def validate(self) -> None:
         """Checks that hold for every family (each family checks its own rules on top)."""
@@ -66,6 +72,9 @@ class ModelConfig:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         _choice("noise", self.noise, NOISES)
         _choice("mlp-out", self.mlp_out, MLP_OUTPUTS)
+        _choice("netG", self.netG, GENERATORS)
+        _choice("netD", self.netD, DISCRIMINATORS)
+        _choice("norm", self.norm, NORMS)
 
 
 def _choice(name: str, value, allowed) -> None:
@@ -77,6 +86,7 @@ def _choice(name: str, value, allowed) -> None:
 class DataConfig:
     pairs: str | None = None        # paired folder (AB files or A/ + B/)
     images: str | None = None       # single-image folder or MNIST IDX file (unconditional models)
+    unpaired: str | None = None     # two folders of unpaired images, A/ and B/ (or trainA/, trainB/): CycleGAN
     direction: str = "AtoB"
     load_size: int = 286            # resize to load_size x load_size ...
     crop_size: int = 256            # ... then random crop to crop_size
@@ -114,7 +124,10 @@ class TrainConfig:
     lr_d: float | None = None       # discriminator learning rate (default: lr)
     beta1: float = 0.5
     beta2: float = 0.999
-    lambda_l1: float = 100.0
+    lambda_l1: float = 100.0        # pix2pix: weight of L1(G(A), B)
+    lambda_cycle: float = 10.0      # CycleGAN: weight of each cycle-consistency L1 (lambda_A = lambda_B)
+    lambda_identity: float = 0.5    # CycleGAN: identity loss, as a fraction of lambda_cycle (0: off)
+    pool_size: int = 50             # CycleGAN: generated images kept per discriminator (0: no history pool)
     objective: str = "nonsat"
     gp_weight: float = 10.0         # WGAN-GP gradient penalty weight
     d_steps: int = 1                # discriminator updates per generator update
@@ -147,6 +160,12 @@ class TrainConfig:
             raise ConfigError(f"d-steps must be at least 1, got {self.d_steps}")
         if not 0.0 <= self.ema_decay < 1.0 or not 0.0 <= self.g_ema < 1.0:
             raise ConfigError("EMA decays must be in [0, 1)")
+        for name in ("lambda_cycle", "lambda_identity"):
+            value = getattr(self, name)
+            if not (value >= 0 and value < float("inf")):
+                raise ConfigError(f"{name.replace('_', '-')} must be a finite number >= 0, got {value}")
+        if self.pool_size < 0:
+            raise ConfigError(f"pool-size must be >= 0 (0: no history pool), got {self.pool_size}")
 
 
 @dataclass
@@ -186,7 +205,7 @@ class RunConfig:
 _SECTIONS = (("model", ModelConfig), ("data", DataConfig), ("train", TrainConfig))
 # Settings that may change when a run is resumed (everything else comes from the checkpoint).
 RESUMABLE = {"epochs", "epochs_decay", "max_steps", "time_limit", "device", "progress", "sample_every", "amp", "compile",
-             "save_every", "workers", "skip_bad", "pairs", "images", "cpu_matmul"}
+             "save_every", "workers", "skip_bad", "pairs", "images", "unpaired", "cpu_matmul"}
 
 
 def field_section(name: str) -> str:

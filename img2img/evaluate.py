@@ -77,8 +77,12 @@ def evaluate(model: str | Path | Translator, pairs: str | Path, out: str | Path,
         raise ConfigError(f"{existing[0]}: exists; choose another --out or pass --overwrite")
     tr = model if isinstance(model, Translator) else Translator.load(
         model, device=device, policy=policy, batch_size=batch_size)
+    if direction and direction != tr.direction and len(tr.family.directions(tr.cfg)) > 1:
+        if isinstance(model, Translator):            # a model that translates both ways: pick the generator
+            raise ConfigError(f"this Translator runs {tr.direction}; load it with direction={direction!r}")
+        tr = Translator.load(model, device=device, policy=policy, batch_size=batch_size, direction=direction)
     cfg = tr.cfg
-    direction = direction or cfg.data.direction
+    direction = direction or tr.direction            # which side of the pairs is the input
     ds = PairedDataset(pairs, direction=direction, input_nc=3, output_nc=3, colorization=cfg.data.colorization,
                        skip_bad=True, cache=False, train=False, load_size=tr.size, crop_size=tr.size,
                        flip=False)

@@ -59,9 +59,10 @@ class ExportResult:
                 f"max abs diff {self.max_abs_diff:.3g} over inputs {shapes}")
 
 
-def wrap_generator(G: torch.nn.Module, cfg: RunConfig) -> torch.nn.Module:
-    """The generator as the self-contained function that is exported (eval mode, dropout off)."""
-    return families.get(cfg.model.kind).inference_module(G, cfg).eval()
+def wrap_generator(G: torch.nn.Module, cfg: RunConfig, direction: str | None = None) -> torch.nn.Module:
+    """The generator as the self-contained function that is exported (eval mode, dropout off);
+    ``direction`` picks one of a CycleGAN model's two generators."""
+    return families.get(cfg.model.kind).inference_module(G, cfg, direction).eval()
 
 
 def example_inputs(cfg: RunConfig, seed: int = 0) -> list[torch.Tensor]:
@@ -70,11 +71,13 @@ def example_inputs(cfg: RunConfig, seed: int = 0) -> list[torch.Tensor]:
 
 
 def export_onnx(model: str | Path, out: str | Path, *, opset: int = DEFAULT_OPSET, atol: float = 1e-4,
-                verify: bool = True, overwrite: bool = False, exporter: str = "dynamo") -> ExportResult:
+                verify: bool = True, overwrite: bool = False, exporter: str = "dynamo",
+                direction: str | None = None) -> ExportResult:
     """Export the generator of ``model`` (run folder, model.pt or latest.pt) to ``out`` (.onnx).
 
     Verifies the file with ONNX Runtime against PyTorch (max abs diff <= ``atol``)
     before it is moved into place; raises :class:`ExportError` otherwise.
+    ``direction`` picks the generator of a CycleGAN model (``"AtoB"``, the default, or ``"BtoA"``).
     ``exporter``: ``"dynamo"`` (torch.export based, the default) or
     ``"torchscript"`` (the legacy tracer: faster, deprecated by PyTorch); if the
     dynamo exporter fails the legacy one is tried and a note says so.
@@ -91,7 +94,11 @@ def export_onnx(model: str | Path, out: str | Path, *, opset: int = DEFAULT_OPSE
     onnx, ort = _import_onnx()
     G, cfg = load_generator(model, device="cpu")
     fam = families.get(cfg.model.kind)
-    module = wrap_generator(G, cfg)
+    if fam.conditional:
+        direction = families.pick_direction(cfg, direction, str(model))
+    elif direction is not None:
+        raise ConfigError(f"{model}: a {cfg.model.kind} model draws from noise; --direction is for image-to-image models")
+    module = wrap_generator(G, cfg, direction)
     inputs = example_inputs(cfg)
     image_input = fam.conditional
     in_name, out_name = fam.io_names
@@ -118,6 +125,7 @@ def export_onnx(model: str | Path, out: str | Path, *, opset: int = DEFAULT_OPSE
             "opset": str(actual_opset),
             "kind": cfg.model.kind,
             "input": "rgb" if image_input else "noise",
+            **({"direction": direction} if image_input else {}),
             "image_size": str(cfg.model.image_size),
             "size_multiple": str(fam.size_multiple(cfg)),
             "io": (f"{in_name}: (N, 3, H, W) float32 RGB in [0, 1] -> {out_name}: (N, 3, H, W) RGB in [0, 1]"

@@ -87,6 +87,7 @@ class OnnxBackend:
             raise CheckpointError(f"{path}: not an img2img ONNX export (no {ONNX_CONFIG_KEY} metadata); "
                                   "export models with `img2img export`")
         self.cfg = RunConfig.from_dict(json.loads(meta[ONNX_CONFIG_KEY]))
+        self.direction = meta.get("direction", "")          # the generator this file holds (CycleGAN)
         self.metadata = dict(meta)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

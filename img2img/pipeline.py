@@ -131,7 +131,7 @@ def translate_folder(model: str | Path | Translator, input: str | Path, output: 
                      batch_size: int = 8, device: str = "auto", policy: str = "resize", workers: int | None = None,
                      overwrite: bool = False, suffix: str = "", format: str = "same",
                      dropout_noise: bool = False, seed: int | None = None, progress: bool = True,
-                     verbose: bool = True, log=None) -> TranslateSummary:
+                     verbose: bool = True, log=None, direction: str | None = None) -> TranslateSummary:
     """Translate every image under ``input`` (recursive) or the single image ``input`` into ``output``.
 
     Outputs keep their relative path and name (plus ``suffix``; extension from
@@ -140,15 +140,17 @@ def translate_folder(model: str | Path | Translator, input: str | Path, output: 
     counted in ``summary.failed``.  Decoding runs in ``workers`` DataLoader
     processes (None: :func:`default_workers`) and encoding in a thread pool,
     overlapped with the network.
-    ``model`` may be a loaded :class:`Translator` (then its device, policy and
-    batch size are used).  ``verbose`` logs the model description first.
+    ``model`` may be a loaded :class:`Translator` (then its device, policy, batch
+    size and direction are used); ``direction`` picks a CycleGAN model's generator.
+    ``verbose`` logs the model description first.
     """
     from tqdm import tqdm
     input, output = Path(input), Path(output)
     files, outs, out_root = plan_outputs(input, output, suffix, format)
     log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
     tr = model if isinstance(model, Translator) else Translator.load(
-        model, device=device, policy=policy, batch_size=batch_size, dropout_noise=dropout_noise, seed=seed)
+        model, device=device, policy=policy, batch_size=batch_size, dropout_noise=dropout_noise, seed=seed,
+        direction=direction)
     if verbose:
         log(tr.describe())
     summary = TranslateSummary(out_root)

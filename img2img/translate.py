@@ -93,11 +93,9 @@ class Translator:
     """
 
     def __init__(self, backend, cfg: RunConfig, *, policy: str = "resize", batch_size: int = 8,
-                 source: str = "", dropout_noise: bool = False):
+                 source: str = "", dropout_noise: bool = False, direction: str | None = None):
         fam = families.get(cfg.model.kind)
-        if not fam.conditional:
-            raise ConfigError(f"{source or 'model'}: a {cfg.model.kind} model generates from noise; "
-                              "translate and eval need an image-to-image model (e.g. pix2pix)")
+        self.direction = families.pick_direction(cfg, direction, source)
         if policy not in POLICY_ALIASES:
             raise ConfigError(f"policy must be one of resize, pad (native), got {policy!r}")
         if batch_size < 1:
@@ -111,8 +109,12 @@ class Translator:
     # -- loading --------------------------------------------------------------
     @classmethod
     def load(cls, model: str | Path, *, device: str = "auto", policy: str = "resize", batch_size: int = 8,
-             dropout_noise: bool = False, seed: int | None = None) -> "Translator":
-        """From a run folder, ``model.pt`` / ``latest.pt``, or a ``.onnx`` file from ``img2img export``."""
+             dropout_noise: bool = False, seed: int | None = None, direction: str | None = None) -> "Translator":
+        """From a run folder, ``model.pt`` / ``latest.pt``, or a ``.onnx`` file from ``img2img export``.
+
+        ``direction`` picks the generator of a model that translates both ways (CycleGAN:
+        ``"AtoB"``, the default, or ``"BtoA"``); a pix2pix model translates its training direction only.
+        """
         path = Path(model)
         dev = resolve_device(device)
         if path.suffix.lower() == ".onnx":
@@ -121,13 +123,19 @@ class Translator:
             if dropout_noise:
                 raise ConfigError("--dropout-noise needs the PyTorch model: ONNX exports have dropout off")
             backend = OnnxBackend(path, dev)
-            return cls(backend, backend.cfg, policy=policy, batch_size=batch_size, source=str(path))
+            if direction is not None and backend.direction and direction != backend.direction:
+                raise ConfigError(f"{path}: this ONNX file translates {backend.direction} only (export the "
+                                  f"model again with --direction {direction})")
+            return cls(backend, backend.cfg, policy=policy, batch_size=batch_size, source=str(path),
+                       direction=direction or backend.direction or None)
         G, cfg = load_generator(path, device=dev)
+        fam = families.get(cfg.model.kind)
+        direction = families.pick_direction(cfg, direction, str(path))
         if seed is not None:
             torch.manual_seed(seed)
-        module = set_dropout(families.get(cfg.model.kind).inference_module(G, cfg), dropout_noise)
+        module = set_dropout(fam.inference_module(G, cfg, direction), dropout_noise)
         return cls(TorchBackend(module, dev), cfg, policy=policy, batch_size=batch_size,
-                   source=str(path), dropout_noise=dropout_noise)
+                   source=str(path), dropout_noise=dropout_noise, direction=direction)
 
     # -- geometry -------------------------------------------------------------
     @property
@@ -148,7 +156,7 @@ class Translator:
         m, d = self.cfg.model, self.cfg.data
         what = "colorization (L -> ab)" if d.colorization else f"{m.input_nc}->{m.output_nc} channels, {d.color}"
         return (f"{self.backend.name} model {self.source}: {m.kind} {what}, trained at {m.image_size}px, "
-                f"direction {d.direction}; policy {self.policy}; device {self.device}"
+                f"direction {self.direction}; policy {self.policy}; device {self.device}"
                 + ("; dropout noise ON" if self.dropout_noise else ""))
 
     @property

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from img2img import families
-from img2img.config import ConfigError
+from img2img.config import DATA_SOURCES, ConfigError
 from img2img.families.base import Family
 
 PACKAGE = Path(__file__).resolve().parents[1] / "img2img"
@@ -69,9 +69,10 @@ def test_registry_lists_families_and_refuses_unknown_kinds():
     for kind in families.names():
         fam = families.get(kind)
         assert issubclass(fam, Family) and fam.name == kind
-        assert fam.data in ("pairs", "images") and fam.loss_names
+        assert fam.data in DATA_SOURCES and fam.loss_names
     assert families.for_data("pairs").name == "pix2pix"
     assert families.for_data("images").name == "dcgan"
+    assert families.for_data("unpaired").name == "cyclegan"
     for bad in ("cyclegan2", "", 5, None):
         with pytest.raises(ConfigError, match="unknown model kind"):
             families.get(bad)

@@ -32,7 +32,7 @@ def test_bce_discriminator_loss_matches_the_papers_formula():
 def test_generator_losses_on_known_logits():
     assert O.minimax_g(t(FAKE)).item() == pytest.approx(mean([math.log(1 - sig(f)) for f in FAKE]), rel=1e-12)
     assert O.nonsat_g(t(FAKE)).item() == pytest.approx(mean([-math.log(sig(f)) for f in FAKE]), rel=1e-12)
-    assert O.lsgan_g(t(FAKE)).item() == pytest.approx(0.5 * mean([(f - 1) ** 2 for f in FAKE]), rel=1e-12)
+    assert O.lsgan_g(t(FAKE)).item() == pytest.approx(mean([(f - 1) ** 2 for f in FAKE]), rel=1e-12)   # MSE, as the reference code
     assert O.hinge_g(t(FAKE)).item() == pytest.approx(-mean(FAKE), rel=1e-12)
     assert O.wgan_g(t(FAKE)).item() == pytest.approx(-mean(FAKE), rel=1e-12)
 
@@ -40,7 +40,7 @@ def test_generator_losses_on_known_logits():
 def test_discriminator_losses_on_known_logits():
     r, f = t(REAL), t(FAKE)
     assert O.lsgan_d(r, f).item() == pytest.approx(
-        0.5 * (mean([(x - 1) ** 2 for x in REAL]) + mean([x ** 2 for x in FAKE])), rel=1e-12)
+        mean([(x - 1) ** 2 for x in REAL]) + mean([x ** 2 for x in FAKE]), rel=1e-12)
     assert O.hinge_d(r, f).item() == pytest.approx(
         mean([max(0, 1 - x) for x in REAL]) + mean([max(0, 1 + x) for x in FAKE]), rel=1e-12)
     assert O.wgan_d(r, f).item() == pytest.approx(mean(FAKE) - mean(REAL), rel=1e-12)

@@ -36,13 +36,15 @@ def build_transform(load_size: int, crop_size: int, *, resize: bool = True, crop
     return A.Compose(ops, additional_targets={"target": "image"}, is_check_shapes=False)
 
 
-def item_seed(seed: int, epoch: int, index: int) -> int:
-    """A well-mixed 32-bit seed for one (run seed, epoch, item) triple."""
-    return int(np.random.SeedSequence([seed & 0xFFFFFFFF, epoch, index]).generate_state(1)[0])
+def item_seed(seed: int, epoch: int, index: int, stream: int = 0) -> int:
+    """A well-mixed 32-bit seed for one (run seed, epoch, item[, stream]) tuple; ``stream`` tells
+    apart several random choices made for the same item (e.g. the two sides of an unpaired item)."""
+    key = [seed & 0xFFFFFFFF, epoch, index] + ([stream] if stream else [])
+    return int(np.random.SeedSequence(key).generate_state(1)[0])
 
 
 @contextlib.contextmanager
-def seeded(transform: A.Compose, seed: int, epoch: int, index: int):
-    """Make ``transform``'s random choices a pure function of (seed, epoch, index)."""
-    transform.set_random_seed(item_seed(seed, epoch, index))
+def seeded(transform: A.Compose, seed: int, epoch: int, index: int, stream: int = 0):
+    """Make ``transform``'s random choices a pure function of (seed, epoch, index, stream)."""
+    transform.set_random_seed(item_seed(seed, epoch, index, stream))
     yield transform

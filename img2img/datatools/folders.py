@@ -154,8 +154,8 @@ def split_ab(src, out, *, ext: str | None = None, quality: int = 95, workers: in
     return _execute("split-ab", [root], out, tasks, "split_ab", {"quality": quality}, workers, overwrite, progress)
 
 
-def split(src, out, ratios: Sequence[float] = (0.8, 0.2), *, seed: int = 0, workers: int | None = None,
-          overwrite: bool = False, progress: bool = True) -> Result:
+def split(src, out, ratios: Sequence[float] = (0.8, 0.2), *, seed: int = 0, unpaired: bool = False,
+          workers: int | None = None, overwrite: bool = False, progress: bool = True) -> Result:
     """Copy the images under ``src`` into OUT/train, OUT/val (and OUT/test with three ratios).
 
     ``ratios`` are relative weights (0.8 0.2, or 8 1 1).  The assignment
@@ -163,8 +163,10 @@ def split(src, out, ratios: Sequence[float] = (0.8, 0.2), *, seed: int = 0, work
     and seed always give the same split.  Counts are rounded to whole files
     (largest remainder) and every part with a non-zero ratio gets at least
     one file when there are enough.  A folder holding A/ and B/ is split by
-    pair, so both halves of a pair land in the same part.  Files are copied
-    byte for byte after checking that they decode.
+    pair, so both halves of a pair land in the same part; with ``unpaired``
+    (CycleGAN data, names need not match) each of A/ and B/ (or trainA/ and
+    trainB/) is split on its own, into OUT/train/A, OUT/train/B, OUT/val/A ...
+    Files are copied byte for byte after checking that they decode.
     """
     ratios = [float(r) for r in ratios]
     if not 2 <= len(ratios) <= 3 or any(r < 0 or not math.isfinite(r) for r in ratios) or sum(ratios) <= 0:
@@ -174,26 +176,33 @@ def split(src, out, ratios: Sequence[float] = (0.8, 0.2), *, seed: int = 0, work
         raise DataError(f"{src}: no such directory" if not src.exists() else f"{src}: not a directory")
     names = SPLIT_NAMES[:len(ratios)]
     problems: list[str] = []
-    if (src / "A").is_dir() and (src / "B").is_dir():
+    if unpaired:
+        from ..data.unpaired import find_domains
+        groups = []
+        for side, root in zip(("A", "B"), find_domains(src)):
+            _, files = _inputs(root)
+            groups.append([(str(f.relative_to(root)), (f,), (Path(side) / f.relative_to(root),)) for f in files])
+    elif (src / "A").is_dir() and (src / "B").is_dir():
         roots = [src / "A", src / "B"]
         pairs, problems = _match(*roots)
-        units = [(key, (a, b), (Path("A") / a.relative_to(roots[0]), Path("B") / b.relative_to(roots[1])))
-                 for key, a, b in pairs]
+        groups = [[(key, (a, b), (Path("A") / a.relative_to(roots[0]), Path("B") / b.relative_to(roots[1])))
+                   for key, a, b in pairs]]
     else:
         root, files = _inputs(src)
-        units = [(str(f.relative_to(root)), (f,), (f.relative_to(root),)) for f in files]
-    units.sort(key=lambda u: u[0])
-    counts = _split_counts(len(units), ratios)
-    order = list(range(len(units)))
-    random.Random(seed).shuffle(order)
+        groups = [[(str(f.relative_to(root)), (f,), (f.relative_to(root),)) for f in files]]
     tasks, part_of = [], []
-    start = 0
-    for name, n in zip(names, counts):
-        for i in sorted(order[start:start + n]):
-            _, srcs, rels = units[i]
-            tasks.append(_Task(srcs, tuple(out / name / r for r in rels)))
-            part_of.append(name)
-        start += n
+    for units in groups:                                   # one group, or A and B on their own (unpaired)
+        units.sort(key=lambda u: u[0])
+        counts = _split_counts(len(units), ratios)
+        order = list(range(len(units)))
+        random.Random(seed).shuffle(order)
+        start = 0
+        for name, n in zip(names, counts):
+            for i in sorted(order[start:start + n]):
+                _, srcs, rels = units[i]
+                tasks.append(_Task(srcs, tuple(out / name / r for r in rels)))
+                part_of.append(name)
+            start += n
     res = _execute("split", [src], out, tasks, "copy", {}, workers, overwrite, progress, problems=problems)
     res.counts = {name: 0 for name in names}
     for name, ok in zip(part_of, res.succeeded):

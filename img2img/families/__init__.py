@@ -30,6 +30,7 @@ FAMILIES: dict[str, str] = {
     "pix2pix": "pix2pix:Pix2Pix",
     "dcgan": "dcgan:DCGAN",
     "mlp": "mlp:MLPGAN",
+    "cyclegan": "cyclegan:CycleGAN",
 }
 
 
@@ -112,6 +113,24 @@ def stored_config(ckpt: dict[str, Any], path: str | Path) -> RunConfig:
     except (TypeError, ValueError, AttributeError, KeyError) as e:
         text = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: the configuration stored in this checkpoint is invalid ({text})") from None
+
+
+def pick_direction(cfg: RunConfig, direction: str | None, source: str = "") -> str:
+    """The direction an image-to-image model runs in: ``direction`` if it translates that way (CycleGAN:
+    either), None for its default (pix2pix: the direction it was trained in).  ConfigError (one line)
+    otherwise, and for a model that draws from noise."""
+    fam = get(cfg.model.kind)
+    if not fam.conditional:
+        raise ConfigError(f"{source or 'model'}: a {cfg.model.kind} model generates from noise; "
+                          "translate and eval need an image-to-image model (e.g. pix2pix, cyclegan)")
+    ways = fam.directions(cfg)
+    if direction is None:
+        return ways[0]
+    if direction not in ways:
+        only = f"translates {ways[0]} only (the direction it was trained in)" if len(ways) == 1 else \
+            f"translates {' or '.join(ways)}"
+        raise ConfigError(f"{source or 'model'}: this {cfg.model.kind} model {only}, not {direction}")
+    return direction
 
 
 def make_dataset(cfg: RunConfig, train: bool = True):

@@ -13,7 +13,7 @@ A new family provides:
 
 * ``name`` -- the ``--model`` value (``ModelConfig.kind``).
 * ``data`` -- the :class:`~img2img.config.DataConfig` field that names its
-  training data: ``"pairs"`` or ``"images"``.  The first registered family of a
+  training data: ``"pairs"``, ``"images"`` or ``"unpaired"``.  The first registered family of a
   data setting is the one that setting picks when ``--model`` is not given.
 * ``conditional`` -- True if it translates images (``translate``, ``eval``,
   ``export`` as RGB -> RGB); False if it draws from noise (``sample``).
@@ -33,8 +33,10 @@ A new family provides:
   (the generator is what model.pt stores under ``"G"``).
 * ``dataset(cfg, train=True)`` -- the training set; items are dicts of tensors.
 * ``to_rgb(x, cfg)`` -- G's output -> RGB in [0, 1] (the output range lives here).
-* ``inference_module(G, cfg)`` -- the self-contained function ``translate`` runs
-  and ``export`` writes (see :mod:`img2img.families.wrappers`);
+* ``inference_module(G, cfg, direction=None)`` -- the self-contained function
+  ``translate`` runs and ``export`` writes (see :mod:`img2img.families.wrappers`);
+  ``directions(cfg)`` -- the directions a conditional model translates (the
+  first is the default; a CycleGAN model has two);
   ``example_inputs(cfg)`` -- inputs for the export's parity check;
   ``size_multiple(cfg)`` -- image sides must be multiples of this;
   ``loaded(G, cfg, state)`` -- a generator just loaded from a checkpoint, made
@@ -107,8 +109,12 @@ class Family:
         raise NotImplementedError
 
     @classmethod
-    def inference_module(cls, G: nn.Module, cfg: RunConfig) -> nn.Module:
+    def inference_module(cls, G: nn.Module, cfg: RunConfig, direction: str | None = None) -> nn.Module:
         raise NotImplementedError
+
+    @classmethod
+    def directions(cls, cfg: RunConfig) -> tuple[str, ...]:
+        return ()
 
     @classmethod
     def example_inputs(cls, cfg: RunConfig, seed: int = 0) -> list[Tensor]:

@@ -60,7 +60,7 @@ class Unconditional(Family):
         return rgb.repeat(1, 3, 1, 1) if rgb.shape[1] == 1 else rgb
 
     @classmethod
-    def inference_module(cls, G: nn.Module, cfg: RunConfig) -> nn.Module:
+    def inference_module(cls, G: nn.Module, cfg: RunConfig, direction: str | None = None) -> nn.Module:
         return NoiseGenerator(G, cfg, low=cls.output_low(cfg)).eval()
 
     @classmethod

@@ -25,12 +25,12 @@ class RGBGenerator(nn.Module):
     (multiples of ``Family.size_multiple``).
     """
 
-    def __init__(self, G: nn.Module, cfg: RunConfig):
+    def __init__(self, G: nn.Module, cfg: RunConfig, input_nc: int | None = None):
         super().__init__()
         self.G = G
         self.colorization = bool(cfg.data.colorization)
         self.color = cfg.data.color
-        self.gray_in = cfg.model.input_nc == 1 and not self.colorization
+        self.gray_in = (cfg.model.input_nc if input_nc is None else input_nc) == 1 and not self.colorization
 
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
         if self.colorization:

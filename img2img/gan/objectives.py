@@ -8,7 +8,9 @@ real and generated samples.
   Its gradient vanishes while D easily rejects fakes, so G stalls early.
 * ``nonsat``   -- non-saturating: G maximises log D(G(z)) (the paper's advice;
   the default, and pix2pix's GAN term).
-* ``lsgan``    -- least squares (Mao et al.): targets 1 for real, 0 for fake.
+* ``lsgan``    -- least squares (Mao et al.): the mean squared error of D's output
+  against 1 for real and 0 for fake, as the pix2pix/CycleGAN code computes it
+  (no factor 1/2, so the adversarial term weighs against λ·L1 as there).
 * ``hinge``    -- hinge loss (Lim & Ye; SAGAN, BigGAN).
 * ``wgan-gp``  -- Wasserstein critic with gradient penalty (Gulrajani et al.);
   the penalty is :func:`gradient_penalty`.
@@ -42,11 +44,11 @@ def nonsat_g(fake: Tensor) -> Tensor:
 
 
 def lsgan_d(real: Tensor, fake: Tensor) -> Tensor:
-    return 0.5 * ((real - 1.0).pow(2).mean() + fake.pow(2).mean())
+    return (real - 1.0).pow(2).mean() + fake.pow(2).mean()
 
 
 def lsgan_g(fake: Tensor) -> Tensor:
-    return 0.5 * (fake - 1.0).pow(2).mean()
+    return (fake - 1.0).pow(2).mean()
 
 
 def hinge_d(real: Tensor, fake: Tensor) -> Tensor:

@@ -1,4 +1,4 @@
-"""BatchNorm with a choice of statistics at inference.
+"""Normalisation layers: BatchNorm with a choice of statistics at inference, and the ``--norm`` factory.
 
 pix2pix trains with batch size 1, so BatchNorm's batch statistics are the
 statistics of one image (instance normalisation).  The paper runs the
@@ -39,3 +39,23 @@ def set_norm_stats(module: nn.Module, stats: str) -> nn.Module:
         if isinstance(m, BatchNorm2d):
             m.stats = stats
     return module
+
+
+NORMS = ("batch", "instance", "none")
+
+
+def norm_layer(norm: str, channels: int, stats: str = "sample") -> nn.Module | None:
+    """The normalisation after a convolution: ``batch`` (:class:`BatchNorm2d` with ``stats``),
+    ``instance`` (InstanceNorm2d without affine parameters, as in CycleGAN), ``none`` (None)."""
+    if norm == "batch":
+        return BatchNorm2d(channels, stats=stats)
+    if norm == "instance":
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if norm == "none":
+        return None
+    raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
+
+
+def conv_bias(norm: str) -> bool:
+    """Convolutions before a BatchNorm need no bias (its shift does the job); otherwise they have one."""
+    return norm != "batch"

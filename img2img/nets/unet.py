@@ -5,6 +5,7 @@ innermost level), each level after the first preceded by LeakyReLU(0.2).
 Decoder level i: ReLU, ConvTranspose 4x4 stride 2, BatchNorm (Tanh instead on
 the outermost level), dropout 0.5 on the three innermost levels; its output
 is concatenated with the encoder output of the level above (the skip).
+``norm="instance"`` or ``"none"`` replaces the BatchNorms (convolutions then have biases).
 
 Shapes for depth 8, ngf 64 and a (N, 3, 256, 256) input::
 
@@ -17,25 +18,28 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .norm import BatchNorm2d
+from .norm import conv_bias, norm_layer
 
 
 class UNetGenerator(nn.Module):
     def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, depth: int = 8,
-                 dropout: float = 0.5, norm_stats: str = "sample"):
+                 dropout: float = 0.5, norm_stats: str = "sample", norm: str = "batch"):
         super().__init__()
         if depth < 2:
             raise ValueError("U-Net depth must be at least 2")
         self.depth = depth
         ch = [ngf * min(2 ** i, 8) for i in range(depth)]   # encoder output channels per level
+        bias = conv_bias(norm)
 
-        self.down = nn.ModuleList([nn.Conv2d(input_nc, ch[0], 4, 2, 1, bias=False)])
+        def normed(conv: nn.Module, channels: int) -> list[nn.Module]:
+            n = norm_layer(norm, channels, stats=norm_stats)
+            return [conv] + ([n] if n is not None else [])
+
+        self.down = nn.ModuleList([nn.Conv2d(input_nc, ch[0], 4, 2, 1, bias=bias)])
         for i in range(1, depth):
-            innermost = i == depth - 1
-            layers: list[nn.Module] = [nn.LeakyReLU(0.2, inplace=True),
-                                       nn.Conv2d(ch[i - 1], ch[i], 4, 2, 1, bias=False)]
-            if not innermost:
-                layers.append(BatchNorm2d(ch[i], stats=norm_stats))
+            conv = nn.Conv2d(ch[i - 1], ch[i], 4, 2, 1, bias=bias)
+            layers: list[nn.Module] = [nn.LeakyReLU(0.2, inplace=True)]
+            layers += [conv] if i == depth - 1 else normed(conv, ch[i])      # no norm at the innermost level
             self.down.append(nn.Sequential(*layers))
 
         self.up = nn.ModuleList()
@@ -44,8 +48,8 @@ class UNetGenerator(nn.Module):
             if i == 0:
                 layers = [nn.ReLU(inplace=True), nn.ConvTranspose2d(in_c, output_nc, 4, 2, 1), nn.Tanh()]
             else:
-                layers = [nn.ReLU(inplace=True), nn.ConvTranspose2d(in_c, ch[i - 1], 4, 2, 1, bias=False),
-                          BatchNorm2d(ch[i - 1], stats=norm_stats)]
+                layers = [nn.ReLU(inplace=True), *normed(nn.ConvTranspose2d(in_c, ch[i - 1], 4, 2, 1, bias=bias),
+                                                           ch[i - 1])]
                 if dropout > 0 and i >= depth - 3:
                     layers.append(nn.Dropout(dropout))
             self.up.append(nn.Sequential(*layers))

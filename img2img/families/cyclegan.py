@@ -1,0 +1,165 @@
+"""CycleGAN (Zhu et al., 2017): translation between two domains without aligned pairs.
+
+Two generators and two discriminators, named as in the CycleGAN code so that its
+users read the logs the same way:
+
+* ``G_A``: A -> B and ``G_B``: B -> A (the checkpoint's ``G`` holds both, under
+  ``A.`` and ``B.``; ``translate --direction AtoB`` runs G_A, ``BtoA`` G_B);
+* ``D_A`` judges G_A's outputs against real B images, ``D_B`` judges G_B's
+  outputs against real A images.
+
+Generator objective: the adversarial terms ``G_A`` and ``G_B`` (LSGAN by default),
+plus ``cycle`` = λ·(|G_B(G_A(A)) − A| + |G_A(G_B(B)) − B|) (λ = ``--lambda-cycle``,
+10), plus ``idt`` = λ·λ_idt·(|G_A(B) − B| + |G_B(A) − A|) (λ_idt =
+``--lambda-identity``, 0.5; 0 turns it off), all L1 means.  Each discriminator is
+shown a generated image drawn from a history of the last ``--pool-size`` (50) of
+them (Shrivastava et al.), half of the time an older one.  Trains on ``--unpaired``
+(A/ and B/, or trainA/ and trainB/).  Defaults as in the paper: ResNet generators
+(9 blocks at 256², 6 below), instance norm, no dropout.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import ConfigError, RunConfig
+from .base import Tensor
+from .translation import Translation
+
+KEYS = {"AtoB": "A", "BtoA": "B"}          # direction -> the generator that translates it
+
+
+class CycleGAN(Translation):
+    name = "cyclegan"
+    data = "unpaired"
+    loss_names = ("D_A", "D_B", "G_A", "G_B", "cycle", "idt", "D_real", "D_fake")
+    d_loss_scale = 0.5
+    defaults = {"objective": "lsgan", "norm": "instance", "dropout": 0.0}
+
+    # -- configuration and networks ---------------------------------------------------
+    @classmethod
+    def default_netG(cls, cfg: RunConfig) -> str:
+        return "resnet9" if cfg.model.image_size >= 256 else "resnet6"
+
+    @classmethod
+    def check(cls, cfg: RunConfig) -> None:
+        super().check(cfg)
+        m, d, t = cfg.model, cfg.data, cfg.train
+        if d.colorization:
+            raise ConfigError("--colorization is for pix2pix (--pairs), not for unpaired training")
+        if d.direction != "AtoB":
+            raise ConfigError("CycleGAN trains both directions at once; drop --direction (translate and "
+                              "export pick one with their own --direction)")
+        if t.lambda_identity > 0 and m.input_nc != m.output_nc:
+            raise ConfigError(f"the identity loss needs as many input as output channels ({m.input_nc} vs "
+                              f"{m.output_nc}); use --lambda-identity 0")
+        if d.color == "lab" and (m.input_nc != 3 or m.output_nc != 3):
+            raise ConfigError("--color lab needs 3-channel input and output")
+
+    @classmethod
+    def build_generator(cls, cfg: RunConfig) -> nn.Module:
+        m = cfg.model
+        return nn.ModuleDict({"A": cls.generator(cfg, m.input_nc, m.output_nc),
+                              "B": cls.generator(cfg, m.output_nc, m.input_nc)})
+
+    @classmethod
+    def build_discriminator(cls, cfg: RunConfig) -> nn.Module:
+        m = cfg.model
+        return nn.ModuleDict({"A": cls.discriminator(cfg, m.output_nc), "B": cls.discriminator(cfg, m.input_nc)})
+
+    @classmethod
+    def dataset(cls, cfg: RunConfig, train: bool = True):
+        from ..data.unpaired import UnpairedDataset
+        d, m = cfg.data, cfg.model
+        return UnpairedDataset(d.unpaired, input_nc=m.input_nc, output_nc=m.output_nc, load_size=d.load_size,
+                               crop_size=d.crop_size, resize=d.resize, crop=d.crop, flip=d.flip, color=d.color,
+                               skip_bad=d.skip_bad, cache=d.cache, divisor=cls.size_multiple(cfg),
+                               seed=cfg.train.seed, train=train)
+
+    @classmethod
+    def directions(cls, cfg: RunConfig) -> tuple[str, ...]:
+        return tuple(KEYS)
+
+    @classmethod
+    def select(cls, G: nn.Module, cfg: RunConfig, direction: str | None) -> tuple[nn.Module, int]:
+        direction = direction or "AtoB"
+        if direction not in KEYS:
+            raise ConfigError(f"direction must be AtoB or BtoA, got {direction!r}")
+        return G[KEYS[direction]], cfg.model.input_nc if direction == "AtoB" else cfg.model.output_nc
+
+    # -- training -----------------------------------------------------------------------
+    def __init__(self, cfg: RunConfig):
+        super().__init__(cfg)
+        self.pools = {"A": ImagePool(cfg.train.pool_size), "B": ImagePool(cfg.train.pool_size)}
+
+    def generate(self, batch: dict, G: nn.Module | None = None) -> dict[str, Tensor]:
+        """fake_B = G_A(A), rec_A = G_B(fake_B), and the same from B; identity images while training."""
+        G = G if G is not None else self.G
+        A, B = batch["A"], batch["B"]
+        out = {"fake_B": G["A"](A), "fake_A": G["B"](B)}
+        out["rec_A"], out["rec_B"] = G["B"](out["fake_B"]), G["A"](out["fake_A"])
+        if G.training and self.cfg.train.lambda_identity > 0:
+            out["idt_B"], out["idt_A"] = G["A"](B), G["B"](A)
+        return out
+
+    def d_terms(self, batch: dict, fakes: dict[str, Tensor]):
+        return [("D_A", self.D["A"], batch["B"], self.pools["A"].query(fakes["fake_B"])),
+                ("D_B", self.D["B"], batch["A"], self.pools["B"].query(fakes["fake_A"]))]
+
+    def g_terms(self, batch: dict, fakes: dict[str, Tensor]):
+        t, A, B = self.cfg.train, batch["A"], batch["B"]
+        extra = {"cycle": t.lambda_cycle * (F.l1_loss(fakes["rec_A"].float(), A) + F.l1_loss(fakes["rec_B"].float(), B))}
+        if "idt_B" in fakes:
+            extra["idt"] = t.lambda_cycle * t.lambda_identity * (F.l1_loss(fakes["idt_B"].float(), B)
+                                                                 + F.l1_loss(fakes["idt_A"].float(), A))
+        return [("G_A", self.D["A"], fakes["fake_B"]), ("G_B", self.D["B"], fakes["fake_A"])], extra
+
+    def display(self, batch: dict, fakes: dict[str, Tensor]) -> list[Tensor]:
+        """Columns: real | translated | reconstructed; rows: the A images (real A, fake B, rec A), then
+        the B images (real B, fake A, rec B)."""
+        rgb = lambda x: self.to_rgb(x, self.cfg)                                   # noqa: E731
+        return [torch.cat([rgb(batch["A"]), rgb(batch["B"])]), torch.cat([rgb(fakes["fake_B"]), rgb(fakes["fake_A"])]),
+                torch.cat([rgb(fakes["rec_A"]), rgb(fakes["rec_B"])])]
+
+    def state_dict(self) -> dict:
+        return {"pools": {k: p.state_dict() for k, p in self.pools.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, s in (state.get("pools") or {}).items():
+            self.pools[k].load_state_dict(s)
+
+
+class ImagePool:
+    """The last ``size`` generated images (Shrivastava et al., 2017).  :meth:`query` returns, per image
+    of a batch, the image itself while the pool fills up; then, with probability 1/2, a stored image
+    (replaced by the new one) and otherwise the new image.  Random choices use torch's global
+    generator, so they are part of a checkpoint's random state."""
+
+    def __init__(self, size: int = 50):
+        self.size = size
+        self.images: list[Tensor] = []
+
+    @torch.no_grad()
+    def query(self, images: Tensor) -> Tensor:
+        if self.size <= 0:
+            return images
+        out = []
+        for img in images.detach():
+            img = img.unsqueeze(0)
+            if len(self.images) < self.size:
+                self.images.append(img.clone())
+                out.append(img)
+            elif torch.rand(1).item() < 0.5:
+                k = int(torch.randint(0, self.size, (1,)).item())
+                out.append(self.images[k].to(img.device))       # stored images come back on the CPU after a resume
+                self.images[k] = img.clone()
+            else:
+                out.append(img)
+        return torch.cat(out)
+
+    def state_dict(self) -> dict:
+        return {"size": self.size, "images": [x.cpu() for x in self.images]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.images = list(state.get("images") or [])

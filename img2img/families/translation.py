@@ -1,0 +1,123 @@
+"""What the image-to-image families share (pix2pix, CycleGAN): image sizes, the choice of
+generator (``--netG unet|resnet9|resnet6``), discriminator (``--netD patch|nlayers|pixel``)
+and normalisation (``--norm batch|instance|none``), and the RGB-in / RGB-out function that
+``translate`` runs and ``export`` writes.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .. import color as colorlib
+from ..config import ConfigError, RunConfig
+from ..nets import PatchDiscriminator, PixelDiscriminator, ResnetGenerator, UNetGenerator
+from ..nets.smallconv import use_matmul_convs
+from .base import Family, Tensor
+from .wrappers import RGBGenerator
+
+RESNET_BLOCKS = {"resnet9": 9, "resnet6": 6}
+
+
+class Translation(Family):
+    conditional = True
+    size_flag = "--crop-size"
+    inference_note = "normalisation by each image's own statistics, dropout off"
+
+    # -- configuration ----------------------------------------------------------------
+    @classmethod
+    def default_netG(cls, cfg: RunConfig) -> str:
+        return "unet"
+
+    @classmethod
+    def configure(cls, cfg: RunConfig, given: set[str]) -> None:
+        """image_size is the crop size; the U-Net goes down to 1x1 at that size (at most 8 levels)."""
+        m, d = cfg.model, cfg.data
+        if "image_size" not in given:
+            m.image_size = d.crop_size
+        if "netG" not in given:
+            m.netG = cls.default_netG(cfg)
+        if "depth" not in given:
+            m.depth = min(8, halvings(m.image_size))
+
+    @classmethod
+    def check(cls, cfg: RunConfig) -> None:
+        m = cfg.model
+        if m.netG == "unet":
+            if m.depth < 2:
+                raise ConfigError(f"depth must be at least 2 (the U-Net needs two levels), got {m.depth}")
+            if m.image_size % (2 ** m.depth):
+                raise ConfigError(
+                    f"image size {m.image_size} is not a multiple of 2^depth = {2 ** m.depth}; use --crop-size "
+                    f"{2 ** m.depth * max(1, round(m.image_size / 2 ** m.depth))} or a smaller --depth")
+        elif m.image_size % 4:
+            raise ConfigError(f"image size {m.image_size} is not a multiple of 4, which the {m.netG} generator "
+                              f"needs; use --crop-size {4 * max(1, round(m.image_size / 4))}")
+
+    # -- networks ---------------------------------------------------------------------
+    @classmethod
+    def generator(cls, cfg: RunConfig, input_nc: int, output_nc: int) -> nn.Module:
+        """The ``--netG`` network from input_nc to output_nc channels."""
+        m = cfg.model
+        if m.netG == "unet":
+            G = UNetGenerator(input_nc, output_nc, m.ngf, m.depth, m.dropout, norm=m.norm)
+            return use_matmul_convs(G) if cfg.train.cpu_matmul else G
+        return ResnetGenerator(input_nc, output_nc, m.ngf, RESNET_BLOCKS[m.netG], m.norm, m.dropout)
+
+    @classmethod
+    def discriminator(cls, cfg: RunConfig, input_nc: int) -> nn.Module:
+        """The ``--netD`` network on input_nc channels: patch = nlayers = PatchGAN with d_layers
+        strided layers (3: 70x70 patches), pixel = 1x1 PatchGAN."""
+        m = cfg.model
+        if m.netD == "pixel":
+            return PixelDiscriminator(input_nc, m.ndf, m.norm)
+        return PatchDiscriminator(input_nc, m.ndf, m.d_layers, m.norm)
+
+    @classmethod
+    def size_multiple(cls, cfg: RunConfig) -> int:
+        return 2 ** cfg.model.depth if cfg.model.netG == "unet" else 4
+
+    # -- using a trained generator ----------------------------------------------------
+    @classmethod
+    def to_rgb(cls, x: Tensor, cfg: RunConfig, L: Tensor | None = None) -> Tensor:
+        """A network-space tensor (N, C, H, W) -> RGB (N, 3, H, W) in [0, 1].
+
+        ``L`` (the scaled L channel of the input) is needed to show colorization outputs (ab only).
+        """
+        if cfg.data.colorization:
+            if x.shape[1] == 1:                      # the L input itself: show as gray
+                return colorlib.merge_l_ab(x, torch.zeros_like(x).repeat(1, 2, 1, 1))
+            return colorlib.merge_l_ab(L, x)
+        rgb = colorlib.decode(x, cfg.data.color)
+        return rgb.repeat(1, 3, 1, 1) if rgb.shape[1] == 1 else rgb
+
+    @classmethod
+    def select(cls, G: nn.Module, cfg: RunConfig, direction: str | None) -> tuple[nn.Module, int]:
+        """(the generator translating ``direction``, its input channels)."""
+        raise NotImplementedError
+
+    @classmethod
+    def inference_module(cls, G: nn.Module, cfg: RunConfig, direction: str | None = None) -> nn.Module:
+        net, input_nc = cls.select(G, cfg, direction)
+        return RGBGenerator(net, cfg, input_nc=input_nc).eval()
+
+    def preview_batch(self, dataset) -> dict:
+        """Up to four items spread over the data set ({"A", "B"}), resized to the crop size (no jitter)."""
+        n, k = len(dataset), min(4, len(dataset))
+        items = [dataset.preview(i) for i in sorted({round(i * (n - 1) / max(1, k - 1)) for i in range(k)})]
+        return {key: torch.stack([it[key] for it in items]) for key in ("A", "B")}
+
+    @classmethod
+    def example_inputs(cls, cfg: RunConfig, seed: int = 0) -> list[Tensor]:
+        """Two batch sizes and two spatial sizes (one not square)."""
+        g = torch.Generator().manual_seed(seed)
+        s, k = cfg.model.image_size, cls.size_multiple(cfg)
+        return [torch.rand(2, 3, s, s, generator=g), torch.rand(1, 3, k * max(1, s // k // 2), s + k, generator=g)]
+
+
+def halvings(n: int) -> int:
+    """How many times n can be halved exactly (the deepest U-Net for size n), at least 2."""
+    k = 0
+    while n > 1 and n % 2 == 0:
+        n //= 2
+        k += 1
+    return max(k, 2)
