@@ -144,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_translate_parser(sub)
     _add_eval_parser(sub)
     _add_export_parser(sub)
+    _add_serve_parser(sub)
     return p
 
 
@@ -535,6 +536,50 @@ def cmd_export(args: argparse.Namespace) -> int:
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     print(result, file=sys.stderr)
+    return 0
+
+
+SERVE_EPILOG = """\
+examples:
+  # a pix2pix model (run folder, model.pt or .onnx): draw or upload, see the translation
+  img2img serve runs/demo                      # then open http://127.0.0.1:7860/
+  img2img serve weights/sil.onnx --port 8080
+  # a dcgan/mlp model: a grid of samples for a seed, and a walk between two seeds
+  img2img serve runs/dcgan
+
+Needs Gradio: pip install 'img2img[serve]'. The model is loaded once, at start-up;
+requests run one at a time. Serves on 127.0.0.1 (this computer only) unless --host is
+given. Uploads over --max-upload-mb are refused by the server; uploads that do not
+decode or have more than --max-pixels pixels get a message on the page. Ctrl-C stops.
+"""
+
+
+def _add_serve_parser(sub) -> None:
+    s = sub.add_parser("serve", formatter_class=_Formatter, epilog=SERVE_EPILOG,
+                       help="a local web page (Gradio) to try a model: draw/upload -> translation, or samples",
+                       description="Serve a web page for MODEL: pix2pix models get a drawing canvas and an "
+                                   "upload box with the output beside them; dcgan/mlp models a grid of samples "
+                                   "with a seed control and an interpolation between two seeds.")
+    s.add_argument("model", metavar="MODEL", help="run folder, model.pt / latest.pt, or a .onnx file (pix2pix)")
+    s.add_argument("--host", default=argparse.SUPPRESS,
+                   help="address to listen on (default: 127.0.0.1; 0.0.0.0 opens it to your network)")
+    s.add_argument("--port", type=int, default=argparse.SUPPRESS, help="port (default: 7860; 0: any free port)")
+    s.add_argument("--device", default=argparse.SUPPRESS, metavar="DEV", help="auto, cpu, cuda or cuda:N "
+                                                                              "(default: auto)")
+    s.add_argument("--policy", default=argparse.SUPPRESS, choices=["resize", "pad", "native"],
+                   help="resize: to the model's size and back; pad (native): own resolution (default: resize)")
+    s.add_argument("--direction", default=argparse.SUPPRESS, choices=["AtoB", "BtoA"],
+                   help="translation direction (default: the model's; a model translates its own direction)")
+    s.add_argument("--max-upload-mb", type=float, default=argparse.SUPPRESS, metavar="MB",
+                   help="largest upload accepted (default: 20)")
+    s.add_argument("--max-pixels", type=int, default=argparse.SUPPRESS, metavar="N",
+                   help="largest image accepted, in pixels (default: 40000000)")
+    s.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import serve
+    serve(args.model, block=True, **{k: v for k, v in vars(args).items() if k not in ("func", "command", "model")})
     return 0
 
 
