@@ -18,7 +18,7 @@ Python API::
     server.close()
 
 Only the public API of img2img is used here (:class:`img2img.Translator`,
-:class:`img2img.Sampler`).
+:class:`img2img.Sampler`, and ``ConfigError`` for one-line errors).
 """
 from __future__ import annotations
 
@@ -164,6 +164,9 @@ def load_model(model: str | Path, *, device: str = "auto", policy: str = "resize
         try:
             sampler = Sampler.load(model, device=device)
         except Exception:
+            if Path(model).suffix.lower() == ".onnx":        # Sampler reads checkpoints only
+                raise ConfigError(f"{translate_error} (serve shows DCGAN/MLP models from their run folder or "
+                                  "model.pt, not from ONNX files)") from None
             raise translate_error from None
         if direction is not None:
             raise ConfigError(f"{model}: --direction is for translation models; this one generates from "
@@ -285,7 +288,11 @@ def _translation_page(gr, title: str, translators: dict[str, Any], *, policy: st
             raise gr.Error(f"unknown direction {html.escape(str(d), quote=False)}", print_exception=False)
         with lock:
             t0 = time.perf_counter()
-            out = tr(image)
+            try:
+                out = tr(image)
+            except (RuntimeError, ValueError, MemoryError) as e:      # e.g. out of memory on a huge --policy pad
+                raise gr.Error(f"translation failed: {html.escape(_first_line(e), quote=False)}",
+                               print_exception=False) from None
             dt = time.perf_counter() - t0
         w, h = image.size
         return out, f"{html.escape(what)}: {w}x{h} in, {out.size[0]}x{out.size[1]} out, {dt:.2f} s ({d})"

@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from unittest import mock
@@ -137,6 +136,11 @@ def test_load_model_picks_the_loader_and_checks_the_direction(tmp_path):
         load_model(p2p, device="cpu", direction="BtoA")
     with pytest.raises(ConfigError, match="--direction is for translation models"):
         load_model(dcgan, device="cpu", direction="AtoB")
+    if importlib.util.find_spec("onnxruntime") is not None:
+        from img2img import export_onnx
+        export_onnx(dcgan, tmp_path / "dcgan.onnx", exporter="torchscript")
+        with pytest.raises(ConfigError, match=r"dcgan.onnx: .*not from ONNX files\)$"):
+            load_model(tmp_path / "dcgan.onnx", device="cpu")
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"\x00" * 100)
     with pytest.raises(Exception, match="junk.pt"):
