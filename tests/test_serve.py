@@ -315,7 +315,9 @@ def test_cli_serves_until_ctrl_c(tmp_path):
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen([sys.executable, "-m", "img2img", "serve", str(ckpt), "--port", str(port),
-                             "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                             "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            # Ctrl-C reaches it even when this test runs in a background job (which ignores SIGINT)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         line = proc.stdout.readline()                           # blocks until the server is up (or the process ends)
         assert line.startswith(f"img2img serve: m.pt (translation) at http://127.0.0.1:{port}/"), \
