@@ -19,7 +19,7 @@ from .config import (AMP_MODES, COLORS, DATA_SOURCES, DEFAULT_OPSET, DIRECTIONS,
                      TrainConfig)
 
 _DEFAULTS = {f.name: f.default for k in (ModelConfig, DataConfig, TrainConfig) for f in fields(k)}
-COMMANDS = ("train", "translate", "eval", "export", "sample", "data")
+COMMANDS = ("train", "translate", "eval", "export", "sample", "data", "serve")
 
 
 def _d(name: str, base: bool = True) -> str:
@@ -74,6 +74,7 @@ HELP = {
     "export": "export a generator to ONNX (RGB in/out, verified against torch)",
     "sample": "draw images from a trained dcgan/mlp model",
     "data": "prepare data sets: resize, grayscale, blank, edges, combine, split-ab, split, download",
+    "serve": "a local web page (Gradio) to try a model: draw/upload -> translation, or samples",
 }
 
 
@@ -86,7 +87,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"img2img {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     builders = {"train": _add_train_parser, "data": _add_data_parser, "sample": _add_sample_parser,
-                "translate": _add_translate_parser, "eval": _add_eval_parser, "export": _add_export_parser}
+                "translate": _add_translate_parser, "eval": _add_eval_parser, "export": _add_export_parser,
+                "serve": _add_serve_parser}
     for name in COMMANDS:
         if command in (None, name):
             builders[name](sub)
@@ -605,6 +607,50 @@ def cmd_export(args: argparse.Namespace) -> int:
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     print(result, file=sys.stderr)
+    return 0
+
+
+SERVE_EPILOG = """\
+examples:
+  # a pix2pix model (run folder, model.pt or .onnx): draw or upload, see the translation
+  img2img serve runs/demo                      # then open http://127.0.0.1:7860/
+  img2img serve weights/sil.onnx --port 8080
+  # a dcgan/mlp model: a grid of samples for a seed, and a walk between two seeds
+  img2img serve runs/dcgan
+
+Needs Gradio: pip install 'img2img[serve]'. The model is loaded once, at start-up;
+requests run one at a time. Serves on 127.0.0.1 (this computer only) unless --host is
+given. Uploads over --max-upload-mb are refused by the server; uploads that do not
+decode or have more than --max-pixels pixels get a message on the page. Ctrl-C stops.
+"""
+
+
+def _add_serve_parser(sub) -> None:
+    s = sub.add_parser("serve", formatter_class=_Formatter, epilog=SERVE_EPILOG, help=HELP["serve"],
+                       description="Serve a web page for MODEL: pix2pix/cyclegan models get a drawing canvas and an "
+                                   "upload box with the output beside them; dcgan/mlp models a grid of samples "
+                                   "with a seed control and an interpolation between two seeds.")
+    s.add_argument("model", metavar="MODEL", help="run folder, model.pt / latest.pt, or a .onnx file (pix2pix)")
+    s.add_argument("--host", default=argparse.SUPPRESS,
+                   help="address to listen on (default: 127.0.0.1; 0.0.0.0 opens it to your network)")
+    s.add_argument("--port", type=int, default=argparse.SUPPRESS, help="port (default: 7860; 0: any free port)")
+    s.add_argument("--device", default=argparse.SUPPRESS, metavar="DEV", help="auto, cpu, cuda or cuda:N "
+                                                                              "(default: auto)")
+    s.add_argument("--policy", default=argparse.SUPPRESS, choices=list(POLICY_ALIASES),
+                   help="resize: to the model's size and back; pad (native): own resolution (default: resize)")
+    s.add_argument("--direction", default=argparse.SUPPRESS, choices=DIRECTIONS,
+                   help="offer only this direction (default: every direction the model translates: both for "
+                        "cyclegan, the training direction for pix2pix)")
+    s.add_argument("--max-upload-mb", type=float, default=argparse.SUPPRESS, metavar="MB",
+                   help="largest upload accepted (default: 20)")
+    s.add_argument("--max-pixels", type=int, default=argparse.SUPPRESS, metavar="N",
+                   help="largest image accepted, in pixels (default: 40000000)")
+    s.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import serve
+    serve(args.model, block=True, **{k: v for k, v in vars(args).items() if k not in ("func", "command", "model")})
     return 0
 
 

@@ -18,8 +18,9 @@ def make_checkpoint(path: Path, seed: int = 0, **settings) -> Path:
 
     pix2pix by default: 32x32, ngf 8 (depth 5, so 2^depth = 32).
     """
-    base = dict(pairs="unused", crop_size=32, load_size=36, ngf=8, ndf=8) if settings.get("kind", "pix2pix") == \
-        "pix2pix" else dict(images="unused", ngf=8, ndf=8)
+    source = families.get(settings.get("kind", "pix2pix")).data       # pairs, unpaired or images
+    base = dict(images="unused", ngf=8, ndf=8) if source == "images" else \
+        {source: "unused", "crop_size": 32, "load_size": 36, "ngf": 8, "ndf": 8}
     cfg = make_config(**{**base, **settings})
     torch.manual_seed(seed)
     G = init_weights(families.get(cfg.model.kind).build_generator(cfg))
