@@ -3,7 +3,7 @@
 Public API::
 
     from img2img import train, Translator, evaluate, export_onnx, sample
-    run = train(pairs="datasets/shapes", out="runs/demo", epochs=2, crop_size=64, load_size=72)
+    run = train(pairs="datasets/shapes/train", out="runs/demo", crop_size=128, crop=False, ngf=16, ndf=32)
     photo = Translator.load(run)(Image.open("outline.png"))
 
 Names are imported on first use, so ``img2img --version`` and ``--help`` do not

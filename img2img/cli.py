@@ -48,7 +48,7 @@ examples:
   # pix2pix on AB files (A left, B right), outline -> photo:
   img2img train --pairs ../shared/data/silhouettes/train --direction BtoA --out runs/sil
   # the bundled demo set, small and quick (a couple of minutes on 2 CPU cores):
-  img2img train --pairs datasets/shapes --out runs/demo --load-size 72 --crop-size 64 --epochs 4 --epochs-decay 2
+  img2img train --pairs datasets/shapes/train --out runs/demo --crop-size 128 --no-crop --ngf 16 --ndf 32 --epochs 5 --epochs-decay 5
   # continue a run where it stopped (optionally with more epochs):
   img2img train --out runs/sil --resume --epochs 20
   # colorization of a photo folder in Lab (L -> ab):
