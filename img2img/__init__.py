@@ -7,7 +7,8 @@ Public API::
     photo = Translator.load(run)(Image.open("outline.png"))
 
 Names are imported on first use, so ``img2img --version`` and ``--help`` do not
-pay for importing torch.
+pay for importing torch.  (No module is named like a function here -- evaluation.py,
+sampling.py -- so importing a module never hides the function of the same name.)
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ _API = {
     "Trainer": "gan.trainer", "train": "gan.trainer",
     "Sampler": "sampling", "interpolate": "sampling", "sample": "sampling", "save_samples": "sampling",
     "Translator": "translate", "translate_folder": "pipeline",
-    "evaluate": "evaluate",
+    "evaluate": "evaluation",
     "export_onnx": "export",
 }
 __all__ = sorted(_API) + ["__version__"]

@@ -564,7 +564,7 @@ def _add_eval_parser(sub) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate
+    from .evaluation import evaluate
     if args.workers is not None and args.workers < 0:
         raise _usage(f"--workers must be >= 0, got {args.workers}")
     r = evaluate(args.model, args.pairs, args.out, direction=args.direction, device=args.device,

@@ -211,3 +211,13 @@ def test_a_checkpoint_from_before_the_families_resumes_and_translates(tmp_path):
     assert load_checkpoint(run / "latest.pt")["state"]["step"] == 3
     out = Translator.load(run, device="cpu")(torch.rand(3, 40, 24))
     assert out.shape == (3, 40, 24)
+
+
+def test_api_functions_survive_importing_their_modules():
+    """`import img2img.<module>` sets an attribute on the package; no module may shadow an API function."""
+    import importlib
+
+    import img2img
+    for name, module in img2img._API.items():
+        importlib.import_module(f"img2img.{module}")
+        assert not isinstance(getattr(img2img, name), type(img2img)), f"img2img.{name} is a module"

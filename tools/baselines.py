@@ -7,7 +7,7 @@ Prints mean L1 / PSNR / SSIM of
 * ``mean image``: the mean of the training targets (what the best blur scores: a model that
   cannot tell the inputs apart).
 A model's figures mean something only next to these.  Both images are resized to ``--size``
-(the model's size) and compared as RGB in [0, 1] with :func:`img2img.evaluate.pair_metrics`.
+(the model's size) and compared as RGB in [0, 1] with :func:`img2img.evaluation.pair_metrics`.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from img2img.color import to_float  # noqa: E402
 from img2img.data.paired import PairedDataset  # noqa: E402
-from img2img.evaluate import pair_metrics  # noqa: E402
+from img2img.evaluation import pair_metrics  # noqa: E402
 from img2img.translate import resize_rgb  # noqa: E402
 
 
@@ -38,7 +38,15 @@ def pairs(folder: str, direction: str, size: int) -> list[tuple[torch.Tensor, to
 
 def score(outputs, targets) -> dict[str, float]:
     per = [pair_metrics(o, t) for o, t in zip(outputs, targets)]
-    return {k: float(np.mean([p[k] for p in per])) for k in ("l1", "psnr", "ssim")}
+    return {k: round(float(np.mean([p[k] for p in per])), 4) for k in ("l1", "psnr", "ssim")}
+
+
+def baseline_figures(held_out: str, train: str, direction: str = "AtoB", size: int = 256) -> dict[str, dict]:
+    """{"identity": {l1, psnr, ssim}, "mean_image": {...}} on the pairs under ``held_out``."""
+    held = pairs(held_out, direction, size)
+    mean = torch.stack([t for _, t in pairs(train, direction, size)]).mean(0)
+    targets = [t for _, t in held]
+    return {"identity": score([i for i, _ in held], targets), "mean_image": score([mean] * len(held), targets)}
 
 
 def main(argv=None) -> int:
@@ -48,12 +56,9 @@ def main(argv=None) -> int:
     ap.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
     ap.add_argument("--size", type=int, default=256, help="the model's size (default: 256)")
     args = ap.parse_args(argv)
-    held = pairs(args.pairs, args.direction, args.size)
-    mean = torch.stack([t for _, t in pairs(args.train, args.direction, args.size)]).mean(0)
-    targets = [t for _, t in held]
-    rows = {"identity (output = input)": score([i for i, _ in held], targets),
-            "mean training target": score([mean] * len(held), targets)}
-    print(f"{len(held)} held-out pairs in {args.pairs}, {args.direction}, at {args.size}x{args.size}:")
+    figures = baseline_figures(args.pairs, args.train, args.direction, args.size)
+    rows = {"identity (output = input)": figures["identity"], "mean training target": figures["mean_image"]}
+    print(f"held-out pairs in {args.pairs}, {args.direction}, at {args.size}x{args.size}:")
     for name, r in rows.items():
         print(f"  {name:<28} L1 {r['l1']:.4f}  PSNR {r['psnr']:.2f} dB  SSIM {r['ssim']:.4f}")
     return 0
