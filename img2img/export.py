@@ -168,14 +168,15 @@ def compare(module: torch.nn.Module, onnx_model: bytes | str | Path, inputs: lis
 
 
 def _export(module, x, path: Path, opset: int, in_name: str, out_name: str, spatial: bool, exporter: str) -> None:
-    arg = "rgb" if spatial else "z"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")               # tracer and deprecation chatter
         if exporter == "dynamo":
             from torch.export import Dim
             dims = {0: Dim.DYNAMIC, 2: Dim.DYNAMIC, 3: Dim.DYNAMIC} if spatial else {0: Dim.DYNAMIC}
+            # positional (one entry per argument): torch 2.6 takes a dict's keys for input_names,
+            # newer versions for forward()'s parameter names
             prog = torch.onnx.export(module, (x,), None, input_names=[in_name], output_names=[out_name],
-                                     opset_version=opset, dynamo=True, dynamic_shapes={arg: dims},
+                                     opset_version=opset, dynamo=True, dynamic_shapes=(dims,),
                                      external_data=False, verbose=False)
             prog.save(str(path), external_data=False)
         else:

@@ -30,6 +30,9 @@ SMALL_POSITIONS = 64        # 8x8: measured crossover on a 2-core AVX2 machine (
 FEW_CHANNELS = 4            # a transposed conv to <= 4 channels (the image) takes the matrix path at any size
 LARGE = 256                 # positions per image from which products are done image by image
 
+# torch >= 2.7; before it torch.export sets is_compiling(), which _use_matmul also checks
+_is_exporting = getattr(torch.compiler, "is_exporting", lambda: False)
+
 
 def _wmm(w2: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     """w2 @ cols[n] for every n: (M, K) and (N, K, L) -> (N, M, L), as one 2-D product (no copy of
@@ -142,7 +145,7 @@ def _use_matmul(layer: nn.Module, x: torch.Tensor, low_res: int, few: bool = Fal
             and layer.padding_mode == "zeros" and isinstance(layer.padding, tuple)
             and not torch.jit.is_tracing() and not torch.jit.is_scripting()
             and not torch.onnx.is_in_onnx_export() and not torch.compiler.is_compiling()
-            and not torch.compiler.is_exporting()
+            and not _is_exporting()
             and x.layout == torch.strided)
 
 
