@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
-import albumentations as A
-import cv2
-import numpy as np
+# albumentations asks PyPI for a newer version on import (up to 2 s when offline): not from a training run
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+import albumentations as A  # noqa: E402
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
 
 WHITE = 255
 
