@@ -67,6 +67,7 @@ def make_config(base: RunConfig | None = None, **settings: Any) -> RunConfig:
     U-Net depth from the crop size), each only where not given.  With ``base``
     (a stored config, on resume) only ``settings`` change.
     """
+    settings = canonical_settings(settings)
     cfg = RunConfig.from_dict(base.to_dict()) if base is not None else RunConfig()
     fam = None
     if base is None:
@@ -84,6 +85,23 @@ def make_config(base: RunConfig | None = None, **settings: Any) -> RunConfig:
     if fam is not None:
         fam.configure(cfg, set(settings))
     return cfg
+
+
+# the command line's spellings that differ from the config's field names: train(model="dcgan", size=32)
+# works like the CLI's --model dcgan --size 32
+KEYWORD_ALIASES = {"model": "kind", "size": "image_size", "n_layers_d": "d_layers"}
+
+
+def canonical_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` with the CLI spellings (KEYWORD_ALIASES) renamed to config field names."""
+    out: dict[str, Any] = {}
+    given: dict[str, str] = {}
+    for name, value in settings.items():
+        field = KEYWORD_ALIASES.get(name, name)
+        if field in out:
+            raise ConfigError(f"{given[field]}= and {name}= are the same setting; give one")
+        out[field], given[field] = value, name
+    return out
 
 
 def check(cfg: RunConfig, data: bool = True) -> RunConfig:

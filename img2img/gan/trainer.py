@@ -443,7 +443,9 @@ def train(config: RunConfig | None = None, *, resume: bool = False, dataset=None
     ``train(pairs="data/facades", out="runs/facades", direction="BtoA", epochs=5)``.
     With ``resume=True`` the run in ``out`` continues from its latest.pt; only
     training-length and runtime settings (``RESUMABLE``) may change then.
+    The CLI's spellings work too: ``model=`` for ``kind``, ``size=`` for ``image_size``.
     """
+    settings = families.canonical_settings(settings)
     if resume:
         out = settings.get("out") or (config.train.out if config is not None else None)
         if not out:
