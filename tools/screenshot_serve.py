@@ -5,7 +5,7 @@
 
 Starts the server on a free 127.0.0.1 port, opens the page in headless Chromium (Debian's
 chromium + chromium-driver, driven by Selenium; see tests/browser.py), and then:
-a pix2pix model: draws a ring and a box with the mouse, presses Translate, waits for the
+a pix2pix model: draws a circle, a box and a triangle with the mouse, presses Translate, waits for the
 output; a DCGAN/MLP model: waits for the samples and runs the interpolation. Writes the
 PNG and stops the server. Needs ``pip install -e '.[dev]'`` and the two Debian packages.
 """
@@ -32,11 +32,12 @@ def ring(cx: float, cy: float, r: float, points: int = 12) -> list[tuple[int, in
 
 
 def drawing(scale: float) -> list[list[tuple[int, int]]]:
-    """The demo strokes: a ring (two circles) on the left and a box on the right (cf. datasets/shapes)."""
+    """The demo strokes: a circle on the left, a box and a triangle on the right (cf. datasets/shapes)."""
     s = scale
-    box = [(int(35 * s), int(-20 * s)), (int(95 * s), int(-20 * s)), (int(95 * s), int(40 * s)),
-           (int(35 * s), int(40 * s)), (int(35 * s), int(-20 * s))]
-    return [ring(-45 * s, 0, 55 * s), ring(-45 * s, 0, 22 * s, points=8), box]
+    box = [(int(35 * s), int(-60 * s)), (int(90 * s), int(-60 * s)), (int(90 * s), int(-5 * s)),
+           (int(35 * s), int(-5 * s)), (int(35 * s), int(-60 * s))]
+    triangle = [(int(60 * s), int(20 * s)), (int(100 * s), int(80 * s)), (int(20 * s), int(80 * s)), (int(60 * s), int(20 * s))]
+    return [ring(-45 * s, 0, 50 * s, points=16), box, triangle]
 
 
 def main(argv=None) -> int:
