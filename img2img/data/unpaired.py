@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 
 from .. import color as colorlib
 from .augment import build_transform, item_seed, seeded
+from .holdout import select
 from .io import DataError, image_size, list_images, load_image
 from .paired import to_gray
 
@@ -61,11 +62,15 @@ class UnpairedDataset(Dataset):
     def __init__(self, root: str | Path, *, input_nc: int = 3, output_nc: int = 3, load_size: int = 286,
                  crop_size: int = 256, resize: bool = True, crop: bool = True, flip: bool = True,
                  color: str = "rgb", skip_bad: bool = False, cache: bool = True, divisor: int = 1,
-                 seed: int = 0, train: bool = True):
+                 seed: int = 0, train: bool = True, holdout: float = 0.0, part: str = "all"):
         self.root = Path(root)
         self.dirs = find_domains(root)
         self.skipped: list[str] = []
-        self.files = tuple(_scan(d, skip_bad, self.skipped) for d in self.dirs)
+        found = [_scan(d, skip_bad, self.skipped) for d in self.dirs]
+        # --val-split: each domain is split on its own, by the file names relative to its folder
+        self.files = tuple(select(fs, lambda f, d=d: str(f.relative_to(d)), holdout, seed, part)
+                           for fs, d in zip(found, self.dirs))
+        self.held_out = sum(map(len, found)) - sum(map(len, self.files)) if part == "train" else 0
         self.channels = (input_nc, output_nc)
         self.color, self.seed, self.epoch = color, seed, 0
         self.transform = build_transform(load_size, crop_size, resize=resize, crop=crop, flip=flip and train,
@@ -121,4 +126,5 @@ class UnpairedDataset(Dataset):
 
     def describe(self) -> str:
         return (f"{len(self.files[0])} A and {len(self.files[1])} B images (unpaired) in {self.root}"
+                + (f" ({self.held_out} more held out for validation)" if self.held_out else "")
                 + (f", {len(self.skipped)} bad file(s) skipped" if self.skipped else ""))

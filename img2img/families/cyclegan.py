@@ -75,7 +75,36 @@ class CycleGAN(Translation):
         return UnpairedDataset(d.unpaired, input_nc=m.input_nc, output_nc=m.output_nc, load_size=d.load_size,
                                crop_size=d.crop_size, resize=d.resize, crop=d.crop, flip=d.flip, color=d.color,
                                skip_bad=d.skip_bad, cache=d.cache, divisor=cls.size_multiple(cfg),
-                               seed=cfg.train.seed, train=train)
+                               seed=cfg.train.seed, train=train, **cls.holdout(cfg))
+
+    @classmethod
+    def validation_sets(cls, cfg: RunConfig) -> list:
+        """Held-out A and B images (--val A/ and B/, or each domain's --val-split share), each through
+        both generators and compared with itself: cycle reconstruction, scored like ``img2img eval``."""
+        from ..data import holdout
+        d, m = cfg.data, cfg.model
+        if not d.validation():
+            return []
+        common = dict(size=m.image_size, channels=(m.input_nc, m.output_nc))
+        if d.val is not None:
+            return holdout.cycles(d.val, **common)
+        return holdout.cycles(d.unpaired, fraction=d.val_split, seed=cfg.train.seed, part="val", **common)
+
+    @classmethod
+    def validation_label(cls, cfg: RunConfig) -> str:
+        return "cycle reconstruction of held-out images: G_B(G_A(a)) vs a and G_A(G_B(b)) vs b"
+
+    @classmethod
+    def loss_axes(cls, cfg: RunConfig) -> dict[str, tuple[str, float | None, str]]:
+        t, scale = cfg.train, cls.network_scale(cfg)
+        lam, idt = t.lambda_cycle, t.lambda_cycle * t.lambda_identity
+        return {**super().loss_axes(cfg),
+                "D_A": ("D_A loss (G_A's fakes vs real B)", None, ""), "D_B": ("D_B loss (G_B's fakes vs real A)", None, ""),
+                "G_A": ("G_A adversarial loss", None, ""), "G_B": ("G_B adversarial loss", None, ""),
+                "cycle": (f"cycle = λ·(L1 A→B→A + L1 B→A→B), λ = {lam:g}", scale / (2 * lam) if scale and lam else None,
+                          "mean cycle L1 on a [0, 1] scale"),
+                "idt": (f"idt = {idt:g}·(L1 G_A(b), b + L1 G_B(a), a)", scale / (2 * idt) if scale and idt else None,
+                        "mean identity L1 on a [0, 1] scale")}
 
     @classmethod
     def directions(cls, cfg: RunConfig) -> tuple[str, ...]:

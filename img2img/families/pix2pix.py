@@ -61,7 +61,32 @@ class Pix2Pix(Translation):
         return PairedDataset(d.pairs, direction=d.direction, input_nc=m.input_nc, output_nc=m.output_nc,
                              load_size=d.load_size, crop_size=d.crop_size, resize=d.resize, crop=d.crop,
                              flip=d.flip, color=d.color, colorization=d.colorization, skip_bad=d.skip_bad,
-                             cache=d.cache, divisor=cls.size_multiple(cfg), seed=cfg.train.seed, train=train)
+                             cache=d.cache, divisor=cls.size_multiple(cfg), seed=cfg.train.seed, train=train,
+                             **cls.holdout(cfg))
+
+    @classmethod
+    def validation_sets(cls, cfg: RunConfig) -> list:
+        """The --val pairs, or the pairs --val-split holds out, scored like ``img2img eval`` does."""
+        from ..data import holdout
+        d, m = cfg.data, cfg.model
+        if not d.validation():
+            return []
+        common = dict(direction=d.direction, size=m.image_size, colorization=d.colorization,
+                      gray_target=m.output_nc == 1 and not d.colorization)
+        if d.val is not None:
+            return [holdout.paired(d.val, **common)]
+        return [holdout.paired(d.pairs, fraction=d.val_split, seed=cfg.train.seed, part="val", **common)]
+
+    @classmethod
+    def validation_label(cls, cfg: RunConfig) -> str:
+        return f"G(A) vs B on held-out pairs ({cfg.data.direction}), as img2img eval scores them"
+
+    @classmethod
+    def loss_axes(cls, cfg: RunConfig) -> dict[str, tuple[str, float | None, str]]:
+        lam, scale = cfg.train.lambda_l1, cls.network_scale(cfg)
+        return {**super().loss_axes(cfg), "D": ("D loss: ½·BCE(real, fake pairs)", None, ""),
+                "G_L1": (f"G_L1 = λ·L1(G(A), B), λ = {lam:g}", scale / lam if scale and lam else None,
+                         "L1 on eval's [0, 1] RGB scale")}
 
     @classmethod
     def directions(cls, cfg: RunConfig) -> tuple[str, ...]:
