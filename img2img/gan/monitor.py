@@ -25,7 +25,7 @@ TB_MISSING = ("--tensorboard needs the tensorboard package, which is not install
 
 def planned_steps(step: int, total: int, limit_s: float | None, elapsed: float, session_steps: int,
                   session_seconds: float) -> tuple[int, bool]:
-    """(steps the run will have done when it stops, whether that is an estimate).
+    """(steps the run will have done when it stops, whether that is an estimate: the time limit ends it).
 
     ``total`` is where the schedule or ``--max-steps`` stops it.  Under a time limit of
     ``limit_s`` seconds (``elapsed`` of them used), the steps still to come are the time left
@@ -39,7 +39,8 @@ def planned_steps(step: int, total: int, limit_s: float | None, elapsed: float, 
         return total, True
     rate = session_steps / session_seconds
     left = max(0.0, limit_s - elapsed) * rate
-    return max(step, min(total, step + math.ceil(left))), True
+    planned = max(step, min(total, step + math.ceil(left)))
+    return planned, planned < total
 
 
 def epochs_label(step: int, planned: int, steps_per_epoch: int, estimate: bool) -> str:
@@ -86,38 +87,50 @@ class TensorBoard:
 
 class StepProfiler:
     """Profile ``steps`` training steps after ``warmup`` unrecorded ones (counted from this session's
-    first step): call :meth:`step` after every training step and :meth:`close` at the end."""
+    first step): call :meth:`step` after every training step and :meth:`close` at the end.  A run
+    that stops while recording writes what it recorded, and says so."""
 
     def __init__(self, steps: int, folder: Path, device: torch.device, warmup: int = 2, say=None):
-        import os
-        os.environ.setdefault("KINETO_LOG_LEVEL", "5")      # no "gpuGetDeviceCount failed" line on machines without one
-        from torch.profiler import ProfilerActivity, profile, schedule
-        self.folder, self.steps, self.device = Path(folder), steps, device
+        self.folder, self.steps, self.device, self.warmup = Path(folder), steps, device, warmup
         self.say = say or (lambda msg: print(msg, file=sys.stderr))
         self.written: list[Path] = []
-        activities = [ProfilerActivity.CPU]
-        if device.type == "cuda":
-            activities.append(ProfilerActivity.CUDA)
-        self.prof = profile(activities=activities, schedule=schedule(wait=max(0, warmup - 1), warmup=min(1, warmup),
-                                                                     active=steps, repeat=1),
-                            on_trace_ready=self._ready, record_shapes=False)
-        self.prof.start()
+        self.seen = self.recorded = 0
+        self.prof = None
         self.open = True
 
+    def _start(self) -> None:
+        import os
+        import warnings
+        os.environ.setdefault("KINETO_LOG_LEVEL", "5")      # no "gpuGetDeviceCount failed" line on machines without one
+        from torch.profiler import ProfilerActivity, profile, schedule
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.device.type == "cuda" else [])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")                  # "won't be using warmup": our warm-up steps came before
+            self.prof = profile(activities=activities, schedule=schedule(wait=0, warmup=0, active=self.steps, repeat=1),
+                                on_trace_ready=self._ready, record_shapes=False)
+        self.prof.start()
+
     def step(self) -> None:
-        if self.open:
-            self.prof.step()
-            if self.written:
-                self.close()
+        if not self.open:
+            return
+        self.seen += 1
+        if self.prof is None:
+            if self.seen >= self.warmup:
+                self._start()                                # records the steps from the next one on
+            return
+        self.recorded += 1
+        self.prof.step()                                     # the last one hands the trace to _ready
+        if self.written:
+            self.close()
 
     def close(self) -> None:
         if not self.open:
             return
         self.open = False
-        self.prof.stop()
-        if not self.written:
-            self.say(f"--profile: the run stopped before the {self.steps} profiled steps (after a warm-up); "
-                     "no trace written")
+        if self.prof is None:
+            self.say(f"--profile: the run stopped during the warm-up ({self.warmup} steps); no trace written")
+            return
+        self.prof.stop()                                     # mid-recording: writes the steps recorded so far
 
     def _ready(self, prof) -> None:
         trace = self.folder / "trace.json"
@@ -125,8 +138,10 @@ class StepProfiler:
             prof.export_chrome_trace(str(tmp))
         by = "self_cuda_time_total" if self.device.type == "cuda" else "self_cpu_time_total"
         table = prof.key_averages().table(sort_by=by, row_limit=20)
-        head = (f"img2img --profile: {self.steps} training steps on {self.device}, operators by {by} "
-                f"(trace: {trace}; open it in chrome://tracing or https://ui.perfetto.dev)\n")
+        short = "" if self.recorded >= self.steps else f" (the run stopped after {self.recorded} of {self.steps})"
+        head = (f"img2img --profile: {self.recorded} training steps{short} on {self.device}, after {self.warmup} "
+                f"warm-up steps; operators by {by} (trace: {trace}; open it in chrome://tracing or "
+                "https://ui.perfetto.dev)\n")
         atomic_write_text(self.folder / "top_ops.txt", head + table + "\n")
         self.written = [trace, self.folder / "top_ops.txt"]
         self.say(head + table)

@@ -216,7 +216,8 @@ class Trainer:
             if t.tensorboard:        # events after the checkpoint (a killed run's) are dropped from the view
                 self.tb = monitor.TensorBoard(self.out / "tb", purge_step=self.step + 1)
             if t.profile:
-                self.profiler = monitor.StepProfiler(t.profile, self.out / "profile", self.device, say=tqdm.write)
+                self.profiler = monitor.StepProfiler(t.profile, self.out / "profile", self.device,
+                                                     say=lambda msg: tqdm.write(msg, file=sys.stderr))
         restore = self._install_sigint()
         start, base, first_step = time.monotonic(), self.elapsed, self.step
         planned, estimate = monitor.planned_steps(self.step, self.total_steps, self._limit_s(), self.elapsed, 0, 0.0)
@@ -323,7 +324,7 @@ class Trainer:
         seconds = time.monotonic() - began
         self._validated_at = self.step
         row = {"step": self.step, "epoch": math.ceil(self.step / self.steps_per_epoch),
-               **{f"val_{k}": (v if k == "count" else round(v, 6)) for k, v in metrics.items()},
+               **{f"val_{k}": v for k, v in metrics.items()},
                "val_seconds": round(seconds, 3)}
         if self._log is not None:
             self._log.write(json.dumps(row) + "\n")
