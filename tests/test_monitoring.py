@@ -266,3 +266,20 @@ def test_keep_every_writes_generator_only_snapshots(tmp_path):
     assert (run / "snapshots" / "epoch_004.pt").stat().st_size < (run / "latest.pt").stat().st_size / 2
     G, cfg = load_generator(run / "snapshots" / "epoch_002.pt")
     assert cfg.model.ngf == 8 and G(torch.zeros(1, 3, 32, 32)).shape == (1, 3, 32, 32)
+
+
+@pytest.mark.skipif(__import__("browser").missing() is not None, reason="no headless Chromium here")
+def test_run_page_opens_from_the_disk_in_a_browser(tmp_path):
+    """index.html in headless Chromium, as a file (no server): every image (plot, grids) loads."""
+    import browser
+    from selenium.webdriver.common.by import By
+    pairs = write_ab(tmp_path / "pairs", n=5)
+    run = train(pairs=str(pairs), out=str(tmp_path / "run"), epochs=2, epochs_decay=0, val_split=0.2, **TINY)
+    with browser.chromium(1200, 1600) as d:
+        browser.open_page(d, (run / "index.html").as_uri(), "img.plot")
+        images = browser.wait(d, lambda d: d.execute_script(
+            "const i = [...document.images]; return i.every(x => x.complete) ? "
+            "i.map(x => [x.getAttribute('src'), x.naturalWidth]) : null"), 30, "the images")
+        assert len(images) == 3 and all(w > 0 for _, w in images), images        # plot + 2 grids
+        text = d.find_element(By.TAG_NAME, "body").text
+        assert "Validation" in text and "best.pt" in text and "epoch 2" in text
