@@ -58,7 +58,7 @@ def test_train_and_val_parts_of_a_folder_are_disjoint_and_complete(tmp_path):
 
 
 # -- validation, best.pt, resume -----------------------------------------------------------------
-def test_val_split_run_scores_the_held_out_pairs_exactly_as_eval_does(tmp_path):
+def test_val_split_run_scores_the_held_out_pairs_exactly_as_eval_does(tmp_path, capsys):
     pairs = write_ab(tmp_path / "pairs", n=8)
     run = train(pairs=str(pairs), out=str(tmp_path / "run"), epochs=3, epochs_decay=1, val_split=0.25, seed=2,
                 **TINY)
@@ -81,6 +81,11 @@ def test_val_split_run_scores_the_held_out_pairs_exactly_as_eval_does(tmp_path):
         assert res[k] == pytest.approx(best[f"val_{k}"], rel=1e-5, abs=1e-6), k
     # best.pt is a model file like model.pt: translate and export load it
     assert Translator.load(run / "best.pt", device="cpu")(torch.rand(3, 40, 30)).shape == (3, 40, 30)
+    # --resume holds the same pairs out (the split is in the stored config) and goes on scoring them
+    capsys.readouterr()
+    train(out=str(run), resume=True, epochs=4)
+    assert "6 pairs (AB layout)" in capsys.readouterr().err
+    assert [(r["step"], r["val_count"]) for r in vals(run)][-2:] == [(24, 2), (30, 2)]
 
 
 def test_best_pt_follows_the_metric_and_resume_keeps_the_best(tmp_path):

@@ -208,7 +208,8 @@ class Trainer:
         t = self.cfg.train
         if self.main:
             self.out.mkdir(parents=True, exist_ok=True)
-            for sub in (self.out, self.out / "samples"):     # half-written files of a killed run
+            for sub in (self.out, self.out / "samples", self.out / "snapshots", self.out / "profile"):
+                # half-written files of a killed run
                 remove_stale_temporaries(sub)
             self.cfg.save(self.out / "config.json")
             self._truncate_log()
