@@ -29,6 +29,18 @@ def _grid_caption(path: Path) -> str:
     return f"{kind} {int(number)}" if number.isdigit() else path.stem
 
 
+def _enlarged(path: Path, target: int = 600) -> str:
+    """A style attribute that shows a small grid (e.g. 64-pixel tiles) a whole number of times larger."""
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            width = im.width
+    except OSError:
+        return ""
+    k = target // max(1, width)
+    return f' class=pixels style="width: {k * width}px"' if k >= 2 else ""
+
+
 def _settings(cfg: RunConfig) -> str:
     rows = []
     for section, values in cfg.to_dict().items():
@@ -84,8 +96,8 @@ def render(run: Path, cfg: RunConfig, rows: list[dict], status: dict) -> str:
                      f"{esc(t.best_by.upper())}.</p>\n{table}"
     grids = "\n".join(
         f'<figure><figcaption>{esc(_grid_caption(p))}</figcaption><a href="samples/{esc(p.name)}">'
-        f'<img src="samples/{esc(p.name)}?v={p.stat().st_mtime_ns}" alt="{esc(p.name)}" loading="lazy"></a></figure>'
-        for p in _samples(run))
+        f'<img src="samples/{esc(p.name)}?v={p.stat().st_mtime_ns}" alt="{esc(p.name)}" loading="lazy"{_enlarged(p)}>'
+        f'</a></figure>' for p in _samples(run))
     elapsed = float(status.get("elapsed", 0.0))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
@@ -97,7 +109,7 @@ td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 tr.best td {{ font-weight: bold; background: #fff6d5; }}
 img.plot {{ max-width: 100%; }}
 figure {{ margin: 0 0 1.2em 0; }} figcaption {{ font-weight: bold; margin-bottom: 4px; }}
-figure img {{ max-width: 100%; border: 1px solid #ccc; }}
+figure img {{ max-width: 100%; border: 1px solid #ccc; }} img.pixels {{ image-rendering: pixelated; }}
 .status {{ font-size: 1.1em; }}
 </style></head><body>
 <h1>{esc(title)}</h1>

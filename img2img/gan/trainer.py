@@ -344,6 +344,8 @@ class Trainer:
                    f"; best {t.best_by} {self.best['value']:.4g} at step {self.best['step']}"))
         if self._bar is not None and not self._bar.disable:
             self._bar.write(note, file=sys.stderr)
+        else:                                              # --no-progress: the line alone
+            print(note, file=sys.stderr)
         return metrics
 
     # -- outputs -------------------------------------------------------------
