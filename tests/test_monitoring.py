@@ -230,7 +230,8 @@ def test_progress_plan_counts_the_steps_the_run_will_really_do():
     assert planned_steps(10, 1000, 60.0, 10.0, 10, 10.0) == (60, True)          # 1 step/s, 50 s left
     assert planned_steps(10, 30, 60.0, 10.0, 10, 10.0) == (30, False)           # the schedule ends first
     assert planned_steps(10, 1000, 60.0, 70.0, 10, 10.0) == (10, True)          # past the limit
-    assert planned_steps(0, 1000, 60.0, 0.0, 0, 0.0) == (1000, True)            # nothing measured yet
+    assert planned_steps(0, 1000, 60.0, 0.0, 0, 0.0) == (None, True)            # nothing measured yet
+    assert epochs_label(0, None, 8, True) == "epoch 1/~?"
     assert epochs_label(10, 60, 8, True) == "epoch 2/~8"
     assert epochs_label(16, 16, 8, False) == "epoch 2/2"
 

@@ -24,27 +24,30 @@ TB_MISSING = ("--tensorboard needs the tensorboard package, which is not install
 
 
 def planned_steps(step: int, total: int, limit_s: float | None, elapsed: float, session_steps: int,
-                  session_seconds: float) -> tuple[int, bool]:
+                  session_seconds: float) -> tuple[int | None, bool]:
     """(steps the run will have done when it stops, whether that is an estimate: the time limit ends it).
 
     ``total`` is where the schedule or ``--max-steps`` stops it.  Under a time limit of
     ``limit_s`` seconds (``elapsed`` of them used), the steps still to come are the time left
     over the seconds per step measured in this session (``session_seconds`` over
     ``session_steps``, checkpoints, samples and validation included); until two steps are
-    measured the estimate is ``total``.
+    measured there is no estimate (None).
     """
     if not limit_s:
         return total, False
     if session_steps < 2 or session_seconds <= 0:
-        return total, True
+        return None, True                                    # not measured yet
     rate = session_steps / session_seconds
     left = max(0.0, limit_s - elapsed) * rate
     planned = max(step, min(total, step + math.ceil(left)))
     return planned, planned < total
 
 
-def epochs_label(step: int, planned: int, steps_per_epoch: int, estimate: bool) -> str:
-    """'epoch 3/13' (or 'epoch 3/~13' under a time limit): the epoch being trained of those the run will do."""
+def epochs_label(step: int, planned: int | None, steps_per_epoch: int, estimate: bool) -> str:
+    """'epoch 3/13' (or 'epoch 3/~13' under a time limit, 'epoch 1/~?' before the first estimate):
+    the epoch being trained of those the run will do."""
+    if planned is None:
+        return f"epoch {step // steps_per_epoch + 1}/~?"
     epoch = min(step // steps_per_epoch + 1, max(1, math.ceil(planned / steps_per_epoch)))
     return f"epoch {epoch}/{'~' if estimate else ''}{math.ceil(planned / steps_per_epoch)}"
 

@@ -133,6 +133,7 @@ class Trainer:
         self._bar = None
         self._log = None
         self._plotted_at, self._plot_cost = time.monotonic(), 0.0
+        self._plan: tuple[int | None, bool] = (self.total_steps, False)   # (steps the run will do, estimated?)
         if ckpt is not None:
             try:
                 self._load_state(ckpt["state"])
@@ -221,7 +222,8 @@ class Trainer:
                                                      say=lambda msg: tqdm.write(msg, file=sys.stderr))
         restore = self._install_sigint()
         start, base, first_step = time.monotonic(), self.elapsed, self.step
-        planned, estimate = monitor.planned_steps(self.step, self.total_steps, self._limit_s(), self.elapsed, 0, 0.0)
+        planned, estimate = self._plan = monitor.planned_steps(self.step, self.total_steps, self._limit_s(),
+                                                               self.elapsed, 0, 0.0)
         bar = self._bar = tqdm(total=planned, initial=self.step, unit="step", dynamic_ncols=True, file=sys.stderr,
                                desc=monitor.epochs_label(self.step, planned, self.steps_per_epoch, estimate),
                                disable=not (t.progress and self.main))
@@ -355,8 +357,8 @@ class Trainer:
     def _advance(self, bar, session_steps: int, session_seconds: float) -> None:
         """One step on the progress bar: the steps the run will do (re-estimated under --time-limit),
         the epoch of those it will do, the smoothed losses."""
-        planned, estimate = monitor.planned_steps(self.step, self.total_steps, self._limit_s(), self.elapsed,
-                                                  session_steps, session_seconds)
+        planned, estimate = self._plan = monitor.planned_steps(self.step, self.total_steps, self._limit_s(),
+                                                               self.elapsed, session_steps, session_seconds)
         if planned != bar.total:
             bar.total = planned
         bar.set_description_str(monitor.epochs_label(self.step, planned, self.steps_per_epoch, estimate),
@@ -402,17 +404,17 @@ class Trainer:
         """RUN/index.html (see :mod:`img2img.runpage`)."""
         planned, estimate = self.step, False                 # a run that ended did what it did
         if state == "training":
-            planned = self._bar.total if self._bar is not None and self._bar.total else self.total_steps
-            estimate = bool(self._limit_s()) and planned < self.total_steps
+            planned, estimate = self._plan
         spe = self.steps_per_epoch
-        epochs = (f"epoch {math.ceil(self.step / spe)} of {'~' if estimate else ''}{math.ceil(planned / spe)} "
-                  f"({spe} steps each)")
+        of = "~?" if planned is None else f"{'~' if estimate else ''}{math.ceil(planned / spe)}"
+        epochs = f"epoch {math.ceil(self.step / spe)} of {of} ({spe} steps each)"
         val = ""
         if self.val_sets:
             n = sum(len(s) for s in self.val_sets)
             val = f"{self.family.validation_label(self.cfg)}: {n} images ({self.cfg.data.validation()})"
         return runpage.write(self.out, self.cfg, rows, {
-            "step": self.step, "planned": f"{'~' if estimate else ''}{planned}", "epochs": epochs,
+            "step": self.step, "planned": "~?" if planned is None else f"{'~' if estimate else ''}{planned}",
+            "epochs": epochs,
             "elapsed": self.elapsed, "state": state, "validation": val})
 
     def state_dict(self) -> dict:
