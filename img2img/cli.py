@@ -132,7 +132,9 @@ def _add_train_parser(sub) -> None:
     _add(g, "--skip-bad", dest="skip_bad", action="store_true", help="leave bad files out instead of refusing")
     _add(g, "--workers", dest="workers", type=int, metavar="N", help="data-loading processes")
     _add(g, "--val", dest="val", metavar="DIR",
-         help="held-out data scored while training (pix2pix: pairs in any --pairs layout; cyclegan: A/ and B/)")
+         help="held-out data scored while training: pairs in any --pairs layout (cyclegan scores them both "
+              "ways), or for cyclegan two domains, testA/+testB/, A/+B/ or trainA/+trainB/ (cycle "
+              "reconstruction); not for dcgan/mlp")
     _add(g, "--val-split", dest="val_split", type=float, metavar="F",
          help="or hold out this fraction of the training files (chosen by file name and --seed; the same on "
               "--resume; cyclegan: of each domain)")

@@ -117,12 +117,6 @@ class DataConfig:
             raise ConfigError(f"val-split must be a fraction in [0, 1), got {self.val_split}")
         if self.val is not None and self.val_split > 0:
             raise ConfigError("give --val DIR or --val-split F, not both")
-        if self.val is not None:
-            for source in DATA_SOURCES:
-                train = getattr(self, source)
-                if train is not None and Path(train).resolve() == Path(self.val).resolve():
-                    raise ConfigError(f"--val {self.val} is the training folder itself; hold pairs out with "
-                                      "--val-split F, or give a separate folder")
 
     def validation(self) -> str:
         """What validation scores: "" (none), the --val folder, or the held-out fraction."""

@@ -87,6 +87,17 @@ def val_rows(rows: list[dict]) -> list[dict]:
     return [r for r in rows if "val_l1" in r]
 
 
+def val_labels(rows: list[dict]) -> list[str]:
+    """The labels of per-set validation figures (``val_LABEL_l1``: CycleGAN's ``A``/``B`` cycles or
+    ``AtoB``/``BtoA`` pairs), in order of appearance."""
+    found: dict[str, None] = {}
+    for r in val_rows(rows):
+        for k in r:
+            if k.startswith("val_") and k.endswith("_l1") and k != "val_l1":
+                found[k[4:-3]] = None
+    return list(found)
+
+
 def best_row(rows: list[dict], by: str) -> dict | None:
     """The validation row with the best ``val_BY`` (lowest L1, highest PSNR / SSIM); the earliest on ties."""
     from .config import VAL_METRICS
@@ -212,8 +223,14 @@ def loss_plot(rows: list[dict], path: str | Path, keys: list[str] | None = None,
             steps, values = _series(vrows, f"val_{metric}")
             if not len(values):
                 continue
+            labels = val_labels(vrows)
             ax.plot(steps, values, marker="o", markersize=3, color=PALETTE[(3 + i) % len(PALETTE)],
-                    label=f"validation {metric.upper()}")
+                    label=f"validation {metric.upper()}" + (" (mean)" if labels else ""))
+            for j, label in enumerate(labels):                     # each set's figure (CycleGAN: A, B / AtoB, BtoA)
+                s_steps, s_values = _series(vrows, f"val_{label}_{metric}")
+                if len(s_values):
+                    ax.plot(s_steps, s_values, linewidth=0.9, linestyle=("--", ":", "-.")[j % 3],
+                            color=PALETTE[(5 + j) % len(PALETTE)], label=label)
             if best is not None and metric == best_by:
                 ax.plot([best["step"]], [best[f"val_{metric}"]], marker="*", markersize=14, color="black",
                         linestyle="none", label=f"best: {best[f'val_{metric}']:.4g} at step {best['step']} (best.pt)")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .config import VAL_METRICS, RunConfig
 from .files import atomic_write_text
-from .report import best_row, val_rows
+from .report import best_row, val_labels, val_rows
 
 esc = html.escape
 
@@ -55,18 +55,26 @@ def _validation_table(rows: list[dict], by: str) -> str:
     if not vals:
         return ""
     best = best_row(rows, by)
+    labels = val_labels(rows)                  # each set's L1 (CycleGAN: A, B cycles or AtoB, BtoA pairs)
+
+    def num(value, fmt: str) -> str:
+        return f"<td class=num>{format(value, fmt) if isinstance(value, (int, float)) else ''}</td>"
+
     body = []
     for r in reversed(vals):
         mark = " class=best" if r is best else ""
         star = " &#9733; best.pt" if r is best else ""
         body.append(f"<tr{mark}><td class=num>{r['step']}</td><td class=num>{r.get('epoch', '')}</td>"
-                    f"<td class=num>{r['val_l1']:.4f}</td><td class=num>{r['val_psnr']:.2f}</td>"
-                    f"<td class=num>{r['val_ssim']:.4f}</td><td class=num>{r.get('val_count', '')}</td>"
+                    + num(r["val_l1"], ".4f") + "".join(num(r.get(f"val_{k}_l1"), ".4f") for k in labels)
+                    + num(r["val_psnr"], ".2f") + num(r["val_ssim"], ".4f")
+                    + f"<td class=num>{r.get('val_count', '')}</td>"
                     f"<td class=num>{r.get('val_seconds', 0):.1f}</td><td>{star}</td></tr>")
     arrow = {"min": "&darr;", "max": "&uarr;"}
+    per_set = "".join(f"<th>L1 {esc(k)}</th>" for k in labels)
+    l1 = f"L1{' (mean)' if labels else ''} {arrow[VAL_METRICS['l1']]}"
     return f"""<table class=val>
-<tr><th>step</th><th>epoch</th><th>L1 {arrow[VAL_METRICS['l1']]}</th><th>PSNR (dB) {arrow[VAL_METRICS['psnr']]}</th>
-<th>SSIM {arrow[VAL_METRICS['ssim']]}</th><th>images</th><th>seconds</th><th></th></tr>
+<tr><th>step</th><th>epoch</th><th>{l1}</th>{per_set}<th>PSNR (dB) {arrow[VAL_METRICS['psnr']]}</th>
+<th>SSIM {arrow[VAL_METRICS['ssim']]}</th><th>outputs scored</th><th>seconds</th><th></th></tr>
 {''.join(body)}
 </table>"""
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import TINY, write_ab
+from conftest import TINY, write_a_b, write_ab
 from img2img import Translator, evaluate, families, train
 from img2img.checkpoint import load_checkpoint
 from img2img.cli import main
@@ -135,9 +135,54 @@ def test_cyclegan_validation_is_the_cycle_reconstruction_of_held_out_images(tmp_
     held = held_out([f"{RED[0]}_{i}.png" for i in range(6)], 0.34, seed=0)
     l1s = []
     for name in sorted(held):
-        a = torch.from_numpy(np.asarray(Image.open(tmp_path / "data" / "A" / name).convert("RGB"))).permute(2, 0, 1) / 255
+        a = torch.from_numpy(np.array(Image.open(tmp_path / "data" / "A" / name).convert("RGB"))).permute(2, 0, 1) / 255
         l1s.append(pair_metrics(ba.translate_tensors(ab.translate_tensors([a]))[0], a)["l1"])
     assert row["val_A_l1"] == pytest.approx(float(np.mean(l1s)), rel=1e-5)
+
+
+def test_cyclegan_validation_scores_held_out_pairs_both_ways_as_eval_does(tmp_path):
+    """--val with pairs (AB files here): G_A(a) vs b and G_B(b) vs a, the figures of `img2img eval
+    --direction AtoB / BtoA` on the same folder."""
+    train_dir = write_a_b(tmp_path / "data", n=6)                  # A/ and B/: trained on as two domains
+    val = write_ab(tmp_path / "val", n=3, seed=7)
+    run = train(unpaired=str(train_dir), val=str(val), out=str(tmp_path / "run"), max_steps=6, val_every=3,
+                load_size=32, crop_size=32, ngf=4, ndf=4, progress=False)
+    rows = vals(run)
+    assert [r["step"] for r in rows] == [3, 6] and all(r["val_count"] == 6 for r in rows)   # 3 pairs, 2 ways
+    row = rows[-1]
+    assert "val_A_l1" not in row
+    assert row["val_l1"] == pytest.approx((row["val_AtoB_l1"] + row["val_BtoA_l1"]) / 2, abs=1e-6)
+    best = load_checkpoint(run / "best.pt")["state"]["step"]
+    for way in ("AtoB", "BtoA"):
+        res = evaluate(run / "best.pt", val, tmp_path / f"eval_{way}", direction=way, device="cpu", progress=False)
+        scored = next(r for r in rows if r["step"] == best)
+        for k in ("l1", "psnr", "ssim"):
+            assert res[k] == pytest.approx(scored[f"val_{way}_{k}"], rel=1e-5, abs=1e-6), (way, k)
+    page = (run / "index.html").read_text()
+    assert "L1 AtoB" in page and "L1 BtoA" in page and "scored both ways" in page
+
+
+def test_cyclegan_validation_folders_pairs_or_domains(tmp_path):
+    from img2img.data.holdout import holds_pairs
+    assert holds_pairs(write_ab(tmp_path / "ab", n=2)) and holds_pairs(write_a_b(tmp_path / "a_b", n=2))
+    odd = write_a_b(tmp_path / "odd", n=2)
+    (odd / "B" / "img1.jpg").rename(odd / "B" / "other.jpg")
+    assert not holds_pairs(odd)                                      # names do not match: two domains
+    h2z = tmp_path / "h2z"                                           # CycleGAN's own layout
+    for sub, seed in (("trainA", 0), ("trainB", 1), ("testA", 2), ("testB", 3)):
+        write_ab(h2z / sub, n=3 if sub.startswith("train") else 2, seed=seed)
+    assert not holds_pairs(h2z)
+    common = dict(max_steps=2, load_size=32, crop_size=32, ngf=4, ndf=4, progress=False)
+    # --val naming the training folder: its testA/ and testB/ are scored (cycle), trainA/ trainB/ trained on
+    run = train(unpaired=str(h2z), val=str(h2z), out=str(tmp_path / "run"), **common)
+    row = vals(run)[-1]
+    assert row["val_count"] == 4 and {"val_A_l1", "val_B_l1"} <= set(row)
+    # ... but not when the folder holds nothing else
+    with pytest.raises(ConfigError, match="are the training images themselves"):
+        train(unpaired=str(odd), val=str(odd), out=str(tmp_path / "r2"), **common)
+    assert not (tmp_path / "r2").exists()
+    run = train(unpaired=str(h2z), val=str(odd), out=str(tmp_path / "r3"), **common)
+    assert vals(run)[-1]["val_count"] == 4                          # odd: 2 A + 2 B images, each a cycle
 
 
 def test_validation_settings_are_checked_in_one_line(tmp_path):
@@ -155,6 +200,8 @@ def test_validation_settings_are_checked_in_one_line(tmp_path):
         Image.new("RGB", (32, 32), (80 * i, 0, 0)).save(img / f"{i}.png")
     with pytest.raises(ConfigError, match="dcgan has no validation.*pix2pix"):
         train(images=str(img), out=str(tmp_path / "dc"), val_split=0.3, max_steps=1, progress=False)
+    with pytest.raises(ConfigError, match="mlp has no validation"):
+        train(kind="mlp", images=str(img), out=str(tmp_path / "mlp"), val=str(pairs), max_steps=1, progress=False)
     one = write_ab(tmp_path / "one", n=1)
     with pytest.raises(DataError, match="at least 2 files"):
         train(pairs=str(one), out=str(tmp_path / "r1"), val_split=0.5, max_steps=1, **TINY)

@@ -44,7 +44,7 @@ A new family provides:
   ready for use.
 * ``validation_sets(cfg)`` -- the held-out images validation scores (a list of
   :class:`~img2img.data.holdout.HeldOut`: inputs, targets, the directions the
-  inputs go through); ``validation_label(cfg)`` -- what the figures compare, in words.
+  inputs go through); ``validation_label(cfg, sets)`` -- what the figures compare, in words.
 * ``loss_axes(cfg)`` -- how the loss plot labels each logged loss, and an optional
   second axis (e.g. pix2pix's G_L1 = λ·L1 also shown as L1 on eval's [0, 1] scale).
 
@@ -141,7 +141,8 @@ class Family:
         return []
 
     @classmethod
-    def validation_label(cls, cfg: RunConfig) -> str:
+    def validation_label(cls, cfg: RunConfig, sets: list) -> str:
+        """What the validation figures compare, in words, with the counts of ``sets``."""
         return ""
 
     @classmethod

@@ -19,6 +19,8 @@ them (Shrivastava et al.), half of the time an older one.  Trains on ``--unpaire
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -79,20 +81,42 @@ class CycleGAN(Translation):
 
     @classmethod
     def validation_sets(cls, cfg: RunConfig) -> list:
-        """Held-out A and B images (--val A/ and B/, or each domain's --val-split share), each through
-        both generators and compared with itself: cycle reconstruction, scored like ``img2img eval``."""
+        """What validation scores, like ``img2img eval`` (see the README's "Validation and logging"):
+
+        * ``--val DIR`` holding pairs (AB files, or A/ and B/ with matching names): every pair both
+          ways, G_A(a) against b and G_B(b) against a (``val_AtoB_l1``, ``val_BtoA_l1`` ...);
+        * ``--val DIR`` holding two domains (testA/ and testB/, A/ and B/, trainA/ and trainB/), and
+          ``--val-split F`` (each domain's share of ``--unpaired``): the cycle reconstruction of every
+          image, G_B(G_A(a)) against a and G_A(G_B(b)) against b (``val_A_l1``, ``val_B_l1`` ...).
+        """
         from ..data import holdout
+        from ..data.unpaired import VAL_DOMAIN_FOLDERS, find_domains
         d, m = cfg.data, cfg.model
         if not d.validation():
             return []
-        common = dict(size=m.image_size, channels=(m.input_nc, m.output_nc))
-        if d.val is not None:
-            return holdout.cycles(d.val, **common)
-        return holdout.cycles(d.unpaired, fraction=d.val_split, seed=cfg.train.seed, part="val", **common)
+        size = m.image_size
+        if d.val is None:
+            return holdout.cycles(d.unpaired, size=size, channels=(m.input_nc, m.output_nc), fraction=d.val_split,
+                                  seed=cfg.train.seed, part="val")
+        if d.unpaired is not None and Path(d.val).resolve() == Path(d.unpaired).resolve():
+            dirs = find_domains(d.val, VAL_DOMAIN_FOLDERS, option="--val")
+            if dirs == find_domains(d.unpaired):         # no testA/ and testB/ beside trainA/ and trainB/
+                raise ConfigError(f"--val {d.val}: {dirs[0].name}/ and {dirs[1].name}/ are the training images "
+                                  "themselves; hold images out with --val-split F, or give a folder with testA/ "
+                                  "and testB/ (or A/ and B/)")
+        if holdout.holds_pairs(d.val):
+            return holdout.both_ways(d.val, size=size, gray=(m.input_nc == 1, m.output_nc == 1))
+        dirs = find_domains(d.val, VAL_DOMAIN_FOLDERS, option="--val")
+        return holdout.cycles(d.val, size=size, channels=(m.input_nc, m.output_nc), dirs=dirs)
 
     @classmethod
-    def validation_label(cls, cfg: RunConfig) -> str:
-        return "cycle reconstruction of held-out images: G_B(G_A(a)) vs a and G_A(G_B(b)) vs b"
+    def validation_label(cls, cfg: RunConfig, sets: list) -> str:
+        if [s.label for s in sets] == ["AtoB", "BtoA"]:
+            return (f"{len(sets[0])} held-out pairs scored both ways: G_A(a) vs b (AtoB) and G_B(b) vs a (BtoA), "
+                    "as img2img eval --direction scores them")
+        counts = " and ".join(f"{len(s)} {s.label}" for s in sets)
+        return (f"cycle reconstruction of {counts} held-out images: G_B(G_A(a)) vs a (A) and G_A(G_B(b)) vs b (B), "
+                "scored like img2img eval")
 
     @classmethod
     def loss_axes(cls, cfg: RunConfig) -> dict[str, tuple[str, float | None, str]]:

@@ -7,6 +7,8 @@ loss is halved, as in the paper.  Trains on ``--pairs``.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -44,6 +46,9 @@ class Pix2Pix(Translation):
             raise ConfigError("--colorization uses a 1-channel (L) input and a 2-channel (ab) output")
         if d.color == "lab" and not d.colorization and (m.input_nc != 3 or m.output_nc != 3):
             raise ConfigError("--color lab needs 3-channel input and output")
+        if d.val is not None and d.pairs is not None and Path(d.val).resolve() == Path(d.pairs).resolve():
+            raise ConfigError(f"--val {d.val} is the training folder itself; hold pairs out with --val-split F, "
+                              "or give a separate folder")
 
     @classmethod
     def build_generator(cls, cfg: RunConfig) -> nn.Module:
@@ -78,8 +83,9 @@ class Pix2Pix(Translation):
         return [holdout.paired(d.pairs, fraction=d.val_split, seed=cfg.train.seed, part="val", **common)]
 
     @classmethod
-    def validation_label(cls, cfg: RunConfig) -> str:
-        return f"G(A) vs B on held-out pairs ({cfg.data.direction}), as img2img eval scores them"
+    def validation_label(cls, cfg: RunConfig, sets: list) -> str:
+        n = sum(len(s) for s in sets)
+        return f"G(A) vs B on {n} held-out pairs ({cfg.data.direction}), as img2img eval scores them"
 
     @classmethod
     def loss_axes(cls, cfg: RunConfig) -> dict[str, tuple[str, float | None, str]]:

@@ -340,8 +340,10 @@ class Trainer:
             self.best = {"by": t.best_by, "value": value, "step": self.step, "data": self.cfg.data.validation(),
                          "metrics": {k: v for k, v in metrics.items()}}
             self.save_generator(self.out / "best.pt", G, best=self.best)
-        note = (f"step {self.step}: validation on {metrics['count']} held-out images: L1 {metrics['l1']:.4f}, "
-                f"PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f} ({seconds:.1f} s)"
+        parts = [f"{s.label} {metrics[s.label + '_l1']:.4f}" for s in self.val_sets if s.label + "_l1" in metrics]
+        note = (f"step {self.step}: validation ({metrics['count']} outputs scored): L1 {metrics['l1']:.4f}"
+                + (f" ({', '.join(parts)})" if parts else "")
+                + f", PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f} ({seconds:.1f} s)"
                 + (f"; best {t.best_by} so far, best.pt written" if better else
                    f"; best {t.best_by} {self.best['value']:.4g} at step {self.best['step']}"))
         if self._bar is not None and not self._bar.disable:
@@ -398,7 +400,7 @@ class Trainer:
         keys = [k for k in self.family.loss_names + ("GP",) if any(k in r for r in recent)]
         report.loss_plot(rows, self.out / "losses.png", keys, title=f"{self.cfg.model.kind} losses ({self.out.name})",
                          axes=self.family.loss_axes(self.cfg), best_by=self.cfg.train.best_by,
-                         validation=self.family.validation_label(self.cfg) if self.val_sets else "")
+                         validation=self.family.validation_label(self.cfg, self.val_sets) if self.val_sets else "")
 
     def write_page(self, rows: list[dict], state: str) -> Path:
         """RUN/index.html (see :mod:`img2img.runpage`)."""
@@ -410,8 +412,7 @@ class Trainer:
         epochs = f"epoch {math.ceil(self.step / spe)} of {of} ({spe} steps each)"
         val = ""
         if self.val_sets:
-            n = sum(len(s) for s in self.val_sets)
-            val = f"{self.family.validation_label(self.cfg)}: {n} images ({self.cfg.data.validation()})"
+            val = f"{self.family.validation_label(self.cfg, self.val_sets)} ({self.cfg.data.validation()})"
         return runpage.write(self.out, self.cfg, rows, {
             "step": self.step, "planned": "~?" if planned is None else f"{'~' if estimate else ''}{planned}",
             "epochs": epochs,
@@ -555,10 +556,13 @@ class Trainer:
               f"{verb} step {self.step}; run folder {self.out}", file=sys.stderr)
         if self.val_sets:
             t = self.cfg.train
-            n = sum(len(s) for s in self.val_sets)
             every = f"every {t.val_every} steps" if t.val_every else "after every epoch"
-            print(f"validation: {self.family.validation_label(self.cfg)}; {n} images ({self.cfg.data.validation()}), "
-                  f"{every}; best.pt by {t.best_by}", file=sys.stderr)
+            print(f"validation: {self.family.validation_label(self.cfg, self.val_sets)} "
+                  f"({self.cfg.data.validation()}), {every}; best.pt by {t.best_by}", file=sys.stderr)
+            skipped = list(dict.fromkeys(m for s in self.val_sets for m in s.skipped))
+            if skipped:
+                print(f"warning: validation leaves {len(skipped)} bad file(s) out, the first: {skipped[0]}",
+                      file=sys.stderr)
 
     def _install_sigint(self):
         if threading.current_thread() is not threading.main_thread():
