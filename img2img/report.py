@@ -135,11 +135,12 @@ def _draw_loss(ax, steps: np.ndarray, values: np.ndarray, color: str, label: str
     """Raw values (light) and their moving mean (dark) on ``ax``; y range without the outer 1% of spikes."""
     window = max(1, len(values) // 50)
     every = max(1, math.ceil(len(values) / MAX_POINTS))
-    raw_label = f"{label} raw" + (f" (every {every}th step)" if every > 1 else "")
-    ax.plot(steps[::every], values[::every], color=color, alpha=0.3, linewidth=0.8, label=raw_label)
     sm = np.asarray(smooth(list(values), window))
+    if window > 1:                       # (with fewer than 100 steps the curve is the raw values alone)
+        raw_label = f"{label} raw" + (f" (every {every}th step)" if every > 1 else "")
+        ax.plot(steps[::every], values[::every], color=color, alpha=0.3, linewidth=0.8, label=raw_label)
     ax.plot(steps, sm, color=color, linewidth=1.8,
-            label=f"{label} smoothed (mean of {window} steps)" if window > 1 else f"{label}")
+            label=f"{label} smoothed (mean of {window} steps)" if window > 1 else f"{label} (every step)")
     lo, hi = np.percentile(values, 1), np.percentile(values, 99)
     lo, hi = min(lo, sm.min()), max(hi, sm.max())
     pad = (hi - lo) * 0.05 or 0.5

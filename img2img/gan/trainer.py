@@ -348,6 +348,7 @@ class Trainer:
                    f"; best {t.best_by} {self.best['value']:.4g} at step {self.best['step']}"))
         if self._bar is not None and not self._bar.disable:
             self._bar.write(note, file=sys.stderr)
+            self._bar.set_postfix_str(self._postfix())         # the new best at once, not a step later
         else:                                              # --no-progress: the line alone
             print(note, file=sys.stderr)
         return metrics
