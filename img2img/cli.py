@@ -15,8 +15,8 @@ from dataclasses import fields
 
 from . import __version__
 from .config import (AMP_MODES, COLORS, DATA_SOURCES, DEFAULT_OPSET, DIRECTIONS, DISCRIMINATORS, EXPORTERS, FORMATS,
-                     GENERATORS, MLP_OUTPUTS, NOISES, NORMS, OBJECTIVES, POLICY_ALIASES, DataConfig, ModelConfig,
-                     TrainConfig)
+                     GENERATORS, MLP_OUTPUTS, NOISES, NORMS, OBJECTIVES, POLICY_ALIASES, VAL_METRICS, DataConfig,
+                     ModelConfig, TrainConfig)
 
 _DEFAULTS = {f.name: f.default for k in (ModelConfig, DataConfig, TrainConfig) for f in fields(k)}
 COMMANDS = ("train", "translate", "eval", "export", "sample", "data", "serve")
@@ -53,6 +53,11 @@ examples:
   img2img train --out runs/sil --resume --epochs 20
   # colorization of a photo folder in Lab (L -> ab):
   img2img train --pairs photos/ --colorization --out runs/color
+  # hold 20% of the pairs out, score them after every epoch, keep the best generator, log to TensorBoard:
+  img2img train --pairs data/train --val-split 0.2 --best-by l1 --tensorboard --out runs/sil
+  tensorboard --logdir runs/sil/tb            # or open runs/sil/index.html in a browser
+  # profile 5 steps (after a warm-up): runs/sil/profile/trace.json for chrome://tracing / Perfetto
+  img2img train --pairs data/train --profile 5 --max-steps 10 --out runs/prof
 
 data layouts for --pairs DIR (searched recursively; jpg/png/bmp/webp/tiff; any size):
   AB files   each image holds A on its left half and B on its right half
@@ -61,9 +66,12 @@ Every file is checked before training starts; a bad file (undecodable, odd AB wi
 missing partner, A/B size mismatch) stops the run with a one-line message naming it,
 unless --skip-bad is given, which leaves bad files out and reports how many.
 
-the run folder (--out) receives config.json, log.jsonl (raw losses per step), latest.pt
-(full state for --resume, written atomically), model.pt (generator + config, for
-translate/export), samples/epoch_NNN.png (input | output | target) and losses.png.
+the run folder (--out) receives config.json, log.jsonl (raw losses per step, and each
+validation pass), latest.pt (full state for --resume, written atomically; ~0.9 GB for the
+default pix2pix), model.pt (generator + config, for translate/export; ~0.2 GB), best.pt
+(the same from the best validation pass), samples/epoch_NNN.png (input | output | target),
+losses.png, index.html (the run page: open it in a browser), and with the options below
+snapshots/, tb/ and profile/.
 """
 
 
@@ -123,6 +131,13 @@ def _add_train_parser(sub) -> None:
          help="single-image folder; learn L -> ab (1-channel in, 2 out); outputs recombined with L")
     _add(g, "--skip-bad", dest="skip_bad", action="store_true", help="leave bad files out instead of refusing")
     _add(g, "--workers", dest="workers", type=int, metavar="N", help="data-loading processes")
+    _add(g, "--val", dest="val", metavar="DIR",
+         help="held-out data scored while training: pairs in any --pairs layout (cyclegan scores them both "
+              "ways), or for cyclegan two domains, testA/+testB/, A/+B/ or trainA/+trainB/ (cycle "
+              "reconstruction); not for dcgan/mlp")
+    _add(g, "--val-split", dest="val_split", type=float, metavar="F",
+         help="or hold out this fraction of the training files (chosen by file name and --seed; the same on "
+              "--resume; cyclegan: of each domain)")
 
     g = t.add_argument_group("model")
     _add(g, "--input-nc", dest="input_nc", type=int, choices=[1, 3], help="input channels (1: gray)")
@@ -192,6 +207,20 @@ def _add_train_parser(sub) -> None:
     _add(g, "--save-every", dest="save_every", type=int, metavar="N",
          help="write latest.pt every N steps (0: once per epoch)")
     _add(g, "--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+    g = t.add_argument_group("validation, logging and profiling")
+    _add(g, "--val-every", dest="val_every", type=int, metavar="N",
+         help="steps between validation passes (0: after every epoch); needs --val or --val-split")
+    _add(g, "--best-by", dest="best_by", choices=list(VAL_METRICS),
+         help="the validation metric that picks RUN/best.pt (l1: lowest; psnr, ssim: highest)")
+    _add(g, "--keep-every", dest="keep_every", type=int, metavar="N",
+         help="keep a generator-only snapshot every N epochs, RUN/snapshots/epoch_NNN.pt (0: none)")
+    _add(g, "--tensorboard", dest="tensorboard", action="store_true",
+         help="also write TensorBoard events under RUN/tb: every loss, lr, validation, sample grids "
+              "(pip install 'img2img[tb]')")
+    _add(g, "--profile", dest="profile", type=int, metavar="N",
+         help="record N steps with torch.profiler after a warm-up: RUN/profile/trace.json (chrome://tracing, "
+              "Perfetto) and top_ops.txt (0: off)")
     t.set_defaults(func=cmd_train)
 
 

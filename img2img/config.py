@@ -32,6 +32,7 @@ DIRECTIONS = ("AtoB", "BtoA")
 NOISES = ("normal", "uniform")
 MLP_OUTPUTS = ("tanh", "sigmoid")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
+VAL_METRICS = {"l1": "min", "psnr": "max", "ssim": "max"}   # validation metric -> which way is better (--best-by)
 # using trained models (translate, eval, export)
 POLICIES = ("resize", "pad")
 POLICY_ALIASES = {"native": "pad", "resize": "resize", "pad": "pad"}
@@ -98,6 +99,8 @@ class DataConfig:
     skip_bad: bool = False          # skip unreadable/invalid files instead of refusing
     workers: int = 0
     cache: bool = True              # keep decoded images in memory when they fit
+    val: str | None = None          # held-out data for validation while training (same layout as the training data)
+    val_split: float = 0.0          # or: hold out this fraction of the training files (by name and seed)
 
     def validate(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -110,6 +113,16 @@ class DataConfig:
             raise ConfigError(f"load-size {self.load_size} is smaller than crop-size {self.crop_size}")
         if self.workers < 0:
             raise ConfigError("workers must be >= 0")
+        if not (0.0 <= self.val_split < 1.0):
+            raise ConfigError(f"val-split must be a fraction in [0, 1), got {self.val_split}")
+        if self.val is not None and self.val_split > 0:
+            raise ConfigError("give --val DIR or --val-split F, not both")
+
+    def validation(self) -> str:
+        """What validation scores: "" (none), the --val folder, or the held-out fraction."""
+        if self.val is not None:
+            return f"--val {self.val}"
+        return f"--val-split {self.val_split:g}" if self.val_split > 0 else ""
 
 
 @dataclass
@@ -142,10 +155,19 @@ class TrainConfig:
     save_every: int = 0             # steps between checkpoints (0: once per epoch)
     progress: bool = True
     cpu_matmul: bool = True         # small-map convolutions as matrix products on the CPU (nets/smallconv.py)
+    val_every: int = 0              # steps between validation passes (0: at the end of every epoch)
+    best_by: str = "l1"             # the validation metric that picks best.pt: l1 (lower) | psnr | ssim (higher)
+    keep_every: int = 0             # keep a generator-only snapshot every N epochs (snapshots/epoch_NNN.pt; 0: none)
+    tensorboard: bool = False       # also log to TensorBoard under RUN/tb (pip install 'img2img[tb]')
+    profile: int = 0                # record N steps with torch.profiler after a warm-up (RUN/profile/)
 
     def validate(self) -> None:
         _choice("objective", self.objective, OBJECTIVES)
         _choice("amp", self.amp, AMP_MODES)
+        _choice("best-by", self.best_by, VAL_METRICS)
+        for name in ("val_every", "keep_every", "profile"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if self.epochs < 0 or self.epochs_decay < 0 or self.epochs + self.epochs_decay < 1:
             raise ConfigError("epochs + epochs-decay must be at least 1")
         if self.batch_size < 1:
@@ -179,6 +201,8 @@ class RunConfig:
         self.model.validate()
         self.data.validate()
         self.train.validate()
+        if self.train.val_every and not self.data.validation():
+            raise ConfigError("--val-every needs validation data: --val DIR or --val-split F")
         return self
 
     # -- (de)serialisation --------------------------------------------------
@@ -205,7 +229,8 @@ class RunConfig:
 _SECTIONS = (("model", ModelConfig), ("data", DataConfig), ("train", TrainConfig))
 # Settings that may change when a run is resumed (everything else comes from the checkpoint).
 RESUMABLE = {"epochs", "epochs_decay", "max_steps", "time_limit", "device", "progress", "sample_every", "amp", "compile",
-             "save_every", "workers", "skip_bad", "pairs", "images", "unpaired", "cpu_matmul"}
+             "save_every", "workers", "skip_bad", "pairs", "images", "unpaired", "cpu_matmul",
+             "val", "val_every", "keep_every", "tensorboard", "profile"}
 
 
 def field_section(name: str) -> str:

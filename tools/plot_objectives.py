@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Compare GAN objectives: overlay the logged quantities of several runs (PIL only, no matplotlib).
+"""Compare GAN objectives: overlay the logged quantities of several runs (matplotlib).
 
 Made for the GAN paper's point that the minimax generator loss saturates
 early while the non-saturating one keeps learning:
@@ -23,10 +23,11 @@ import math
 import sys
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+import numpy as np
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from img2img.report import PALETTE, read_log, save_png, smooth  # noqa: E402
+from img2img.report import PALETTE, new_figure, read_log, save_figure, smooth  # noqa: E402
 
 G_LOSS = {"minimax": "log(1 - D(G(z)))", "nonsat": "-log D(G(z))", "lsgan": "(D(G(z)) - 1)^2 / 2",
           "hinge": "-D(G(z))", "wgan-gp": "-D(G(z))"}
@@ -37,87 +38,48 @@ def series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
-def draw_panel(draw, font, box, title, lines, max_step, unit_range=False):
-    """lines: [(label, color, steps, values)] on one shared axis."""
-    x0, y0, x1, y1 = box
-    lines = [ln for ln in lines if ln[3]]
-    if not lines:
-        return
-    lo, hi = min(min(v) for *_, v in lines), max(max(v) for *_, v in lines)
-    if unit_range:
-        lo, hi = 0.0, 1.0
-    if hi - lo < 1e-12:
-        lo, hi = lo - 0.5, hi + 0.5
-    pad = (hi - lo) * 0.05
-    lo, hi = (lo, hi) if unit_range else (lo - pad, hi + pad)
-    sx = (x1 - x0) / max(1, max_step)
-
-    def xy(s, v):
-        return x0 + s * sx, y1 - (min(max(v, lo), hi) - lo) / (hi - lo) * (y1 - y0)
-
-    draw.text((x0, y0 - 16), title, fill="black", font=font)
-    draw.rectangle([x0, y0, x1, y1], outline=(180, 180, 180))
-    for t in range(5):
-        v = lo + (hi - lo) * t / 4
-        _, y = xy(0, v)
-        draw.line([x0, y, x1, y], fill=(235, 235, 235))
-        draw.text((x0 - 52, y - 6), f"{v:.3g}", fill=(90, 90, 90), font=font)
-        x, _ = xy(max_step * t / 4, lo)
-        draw.text((x - 10, y1 + 4), f"{int(round(max_step * t / 4))}", fill=(90, 90, 90), font=font)
-    draw.text((x1 - 30, y1 + 16), "step", fill=(90, 90, 90), font=font)
-    for i, (label, color, steps, vals) in enumerate(lines):
-        pts = [xy(s, v) for s, v in zip(steps, vals)]
-        if len(pts) > 1:
-            draw.line(pts, fill=color, width=2)
-        draw.text((x0 + 8, y0 + 6 + 13 * i), f"{label}: last {vals[-1]:.3g}", fill=color, font=font)
-
-
 def last_grid(run: Path) -> Path | None:
     grids = sorted((run / "samples").glob("*.png"))
     return grids[-1] if grids else None
 
 
-def plot(runs: list[tuple[str, Path, list[dict], str]], out: Path, title: str, samples: bool = True,
-         pw: int = 520, ph: int = 200) -> None:
-    font = ImageFont.load_default()
-    max_step = max(r["step"] for _, _, rows, _ in runs for r in rows)
-    colors = [PALETTE[i % len(PALETTE)] for i in range(len(runs))]
-
+def plot(runs: list[tuple[str, Path, list[dict], str]], out: Path, title: str, samples: bool = True) -> None:
+    """runs: (label, run folder, log rows, objective).  Panels as described in the module docs."""
     def sm(rows, key):
         steps, vals = series(rows, key)
         return steps, smooth(vals, max(1, len(vals) // 80))
 
-    panels = [("D(G(z)): the probability D gives the fakes (smoothed)",
-               [(lab, c, *sm(rows, "D_fake")) for (lab, _, rows, _), c in zip(runs, colors)], True),
-              ("D(x) on real images (smoothed)",
-               [(lab, c, *sm(rows, "D_real")) for (lab, _, rows, _), c in zip(runs, colors)], True)]
-    for (lab, _, rows, obj), c in zip(runs, colors):
-        panels.append((f"{lab}: generator loss {G_LOSS.get(obj, 'G_GAN')}", [(lab, c, *sm(rows, "G_GAN"))], False))
-    thumbs = []
-    if samples:
-        for lab, run, _, _ in runs:
-            g = last_grid(run)
-            if g is not None:
-                im = Image.open(g).convert("RGB")
-                im.thumbnail((pw // 2 - 20, pw // 2 - 20))
-                thumbs.append((f"{lab}: samples at step {max(r['step'] for r in _rows(runs, lab))}", im))
-    thumb_h = (max(im.height for _, im in thumbs) + 30) if thumbs else 0
-    img = Image.new("RGB", (pw, 30 + ph * len(panels) + thumb_h), "white")
-    draw = ImageDraw.Draw(img)
-    draw.text((8, 8), title, fill="black", font=font)
-    for n, (ptitle, lines, unit) in enumerate(panels):
-        oy = 30 + n * ph
-        draw_panel(draw, font, (60, oy + 22, pw - 14, oy + ph - 32), ptitle, lines, max_step, unit)
-    oy = 30 + ph * len(panels)
-    for i, (label, im) in enumerate(thumbs):
-        x = 10 + i * (pw // 2)
-        draw.text((x, oy + 4), label, fill=colors[i], font=font)
-        img.paste(im, (x, oy + 22))
-    save_png(img, out)
-
-
-def _rows(runs, label):
-    return next(rows for lab, _, rows, _ in runs if lab == label)
+    grids = [(lab, last_grid(run), rows) for lab, run, rows, _ in runs] if samples else []
+    grids = [(lab, g, rows) for lab, g, rows in grids if g is not None]
+    panels = 2 + len(runs)
+    fig = new_figure(8, 2.6 * panels + (3.6 if grids else 0) + 0.6)
+    gs = fig.add_gridspec(panels + (1 if grids else 0), max(1, len(grids)),
+                          height_ratios=[1] * panels + ([1.4] if grids else []), hspace=0.75,
+                          top=1 - 0.9 / (2.6 * panels + (3.6 if grids else 0) + 0.6), bottom=0.04)
+    fig.suptitle(title, fontsize=12)
+    for n, (key, what) in enumerate((("D_fake", "D(G(z)): the probability D gives the fakes"),
+                                     ("D_real", "D(x): the probability D gives real images"))):
+        ax = fig.add_subplot(gs[n, :])
+        for i, (lab, _, rows, _) in enumerate(runs):
+            ax.plot(*sm(rows, key), color=PALETTE[i % len(PALETTE)], label=lab)
+        ax.set(title=f"{what} (smoothed)", xlabel="step", ylabel="probability", ylim=(-0.02, 1.02))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    for i, (lab, _, rows, obj) in enumerate(runs):
+        ax = fig.add_subplot(gs[2 + i, :])
+        ax.plot(*series(rows, "G_GAN"), color=PALETTE[i % len(PALETTE)], alpha=0.3, linewidth=0.8, label="raw")
+        ax.plot(*sm(rows, "G_GAN"), color=PALETTE[i % len(PALETTE)], label="smoothed")
+        ax.set(title=f"{lab}: generator loss {G_LOSS.get(obj, 'G_GAN')}", xlabel="step", ylabel="G loss")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    for i, (lab, g, rows) in enumerate(grids):
+        ax = fig.add_subplot(gs[panels, i])
+        with Image.open(g) as im:
+            ax.imshow(np.asarray(im.convert("RGB")))
+        ax.set_title(f"{lab}: samples at step {max(r['step'] for r in rows)}", fontsize=9,
+                     color=PALETTE[i % len(PALETTE)])
+        ax.axis("off")
+    save_figure(fig, out)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,7 @@ from torch.utils.data import Dataset
 
 from .. import color as colorlib
 from .augment import build_transform, seeded
+from .holdout import select
 from .io import DataError, image_size, list_images, load_image
 
 
@@ -137,10 +138,13 @@ class PairedDataset(Dataset):
     def __init__(self, root: str | Path, *, direction: str = "AtoB", input_nc: int = 3, output_nc: int = 3,
                  load_size: int = 286, crop_size: int = 256, resize: bool = True, crop: bool = True,
                  flip: bool = True, color: str = "rgb", colorization: bool = False, skip_bad: bool = False,
-                 cache: bool = True, divisor: int = 1, seed: int = 0, train: bool = True):
+                 cache: bool = True, divisor: int = 1, seed: int = 0, train: bool = True,
+                 holdout: float = 0.0, part: str = "all"):
         self.root = Path(root)
         self.scan = scan_pairs(root, colorization=colorization, skip_bad=skip_bad)
-        self.pairs = self.scan.pairs
+        # --val-split: ``part`` "train" leaves the held-out pairs out, "val" keeps only them
+        self.pairs = select(self.scan.pairs, lambda p: p.name, holdout, seed, part)
+        self.held_out = len(self.scan.pairs) - len(self.pairs) if part == "train" else 0
         self.direction, self.color, self.colorization = direction, color, colorization
         self.input_nc, self.output_nc = input_nc, output_nc
         self.seed, self.epoch = seed, 0
@@ -234,6 +238,7 @@ class PairedDataset(Dataset):
 
     def describe(self) -> str:
         return f"{len(self)} pairs ({self.scan.layout} layout) in {self.root}" + (
+            f" ({self.held_out} more held out for validation)" if self.held_out else "") + (
             f", {len(self.scan.skipped)} bad file(s) skipped" if self.scan.skipped else "")
 
 

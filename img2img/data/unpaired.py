@@ -20,23 +20,30 @@ from torch.utils.data import Dataset
 
 from .. import color as colorlib
 from .augment import build_transform, item_seed, seeded
+from .holdout import select
 from .io import DataError, image_size, list_images, load_image
 from .paired import to_gray
 
 DOMAIN_FOLDERS = (("A", "B"), ("trainA", "trainB"))
+# held-out data (--val): a CycleGAN data set's testA/ and testB/ come first, so that --val can name the
+# folder whose trainA/ and trainB/ are trained on
+VAL_DOMAIN_FOLDERS = (("testA", "testB"),) + DOMAIN_FOLDERS
 
 
-def find_domains(root: str | Path) -> tuple[Path, Path]:
-    """The (A, B) folders under ``root``: A/ and B/, or trainA/ and trainB/."""
+def find_domains(root: str | Path, folders: tuple[tuple[str, str], ...] = DOMAIN_FOLDERS,
+                 option: str = "--unpaired") -> tuple[Path, Path]:
+    """The (A, B) folders under ``root``: the first of ``folders`` (A/ and B/, or trainA/ and trainB/)
+    that are both there; DataError (one line, naming ``option``) otherwise."""
     root = Path(root)
     if not root.exists():
         raise DataError(f"{root}: no such directory")
     if not root.is_dir():
-        raise DataError(f"{root}: not a directory (--unpaired expects a folder holding A/ and B/)")
-    for a, b in DOMAIN_FOLDERS:
+        raise DataError(f"{root}: not a directory ({option} expects a folder holding A/ and B/)")
+    for a, b in folders:
         if (root / a).is_dir() and (root / b).is_dir():
             return root / a, root / b
-    raise DataError(f"{root}: expected two sub-folders of images, A/ and B/ (or trainA/ and trainB/)")
+    names = ", ".join(f"{a}/ and {b}/" for a, b in folders)
+    raise DataError(f"{root}: expected two sub-folders of images ({names}) for {option}")
 
 
 def _scan(folder: Path, skip_bad: bool, skipped: list[str]) -> list[Path]:
@@ -61,11 +68,16 @@ class UnpairedDataset(Dataset):
     def __init__(self, root: str | Path, *, input_nc: int = 3, output_nc: int = 3, load_size: int = 286,
                  crop_size: int = 256, resize: bool = True, crop: bool = True, flip: bool = True,
                  color: str = "rgb", skip_bad: bool = False, cache: bool = True, divisor: int = 1,
-                 seed: int = 0, train: bool = True):
+                 seed: int = 0, train: bool = True, holdout: float = 0.0, part: str = "all",
+                 dirs: tuple[Path, Path] | None = None):
         self.root = Path(root)
-        self.dirs = find_domains(root)
+        self.dirs = dirs or find_domains(root)
         self.skipped: list[str] = []
-        self.files = tuple(_scan(d, skip_bad, self.skipped) for d in self.dirs)
+        found = [_scan(d, skip_bad, self.skipped) for d in self.dirs]
+        # --val-split: each domain is split on its own, by the file names relative to its folder
+        self.files = tuple(select(fs, lambda f, d=d: str(f.relative_to(d)), holdout, seed, part)
+                           for fs, d in zip(found, self.dirs))
+        self.held_out = sum(map(len, found)) - sum(map(len, self.files)) if part == "train" else 0
         self.channels = (input_nc, output_nc)
         self.color, self.seed, self.epoch = color, seed, 0
         self.transform = build_transform(load_size, crop_size, resize=resize, crop=crop, flip=flip and train,
@@ -121,4 +133,5 @@ class UnpairedDataset(Dataset):
 
     def describe(self) -> str:
         return (f"{len(self.files[0])} A and {len(self.files[1])} B images (unpaired) in {self.root}"
+                + (f" ({self.held_out} more held out for validation)" if self.held_out else "")
                 + (f", {len(self.skipped)} bad file(s) skipped" if self.skipped else ""))

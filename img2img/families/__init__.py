@@ -119,6 +119,10 @@ def check(cfg: RunConfig, data: bool = True) -> RunConfig:
         for other in DATA_SOURCES:
             if other != fam.data and getattr(cfg.data, other) is not None:
                 raise ConfigError(f"{fam.name} trains on --{fam.data}, not --{other}")
+    if cfg.data.validation() and not fam.validates:
+        which = ", ".join(k for k in FAMILIES if get(k).validates)
+        raise ConfigError(f"{fam.name} has no validation while training (it draws from noise: there is no target "
+                          f"to compare with); --val and --val-split are for {which}")
     fam.check(cfg)
     return cfg
 

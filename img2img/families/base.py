@@ -24,6 +24,7 @@ A new family provides:
 * ``size_flag`` -- the option that sets ``image_size``, for messages.
 * ``io_names`` -- (input, output) names of the exported ONNX graph;
   ``inference_note`` -- how it runs at inference (normalisation, dropout), for its metadata.
+* ``validates`` -- whether ``--val`` / ``--val-split`` apply (validation while training).
 
 **Configuration and networks** (class methods: nothing is built or trained)
 
@@ -41,6 +42,11 @@ A new family provides:
   ``size_multiple(cfg)`` -- image sides must be multiples of this;
   ``loaded(G, cfg, state)`` -- a generator just loaded from a checkpoint, made
   ready for use.
+* ``validation_sets(cfg)`` -- the held-out images validation scores (a list of
+  :class:`~img2img.data.holdout.HeldOut`: inputs, targets, the directions the
+  inputs go through); ``validation_label(cfg, sets)`` -- what the figures compare, in words.
+* ``loss_axes(cfg)`` -- how the loss plot labels each logged loss, and an optional
+  second axis (e.g. pix2pix's G_L1 = λ·L1 also shown as L1 on eval's [0, 1] scale).
 
 **Training** (an instance holds the initialised networks ``G`` and ``D``;
 ``__init__`` builds and initialises them, N(0, 0.02) unless the family says otherwise)
@@ -82,6 +88,7 @@ class Family:
     size_flag: ClassVar[str] = "--size"
     io_names: ClassVar[tuple[str, str]] = ("image", "output")
     inference_note: ClassVar[str] = "dropout off"
+    validates: ClassVar[bool] = False
 
     # -- configuration and networks ---------------------------------------------------
     @classmethod
@@ -127,6 +134,22 @@ class Family:
     @classmethod
     def loaded(cls, G: nn.Module, cfg: RunConfig, state: dict) -> nn.Module:
         return G.eval()
+
+    @classmethod
+    def validation_sets(cls, cfg: RunConfig) -> list:
+        """The held-out data (``--val`` or ``--val-split``) as :class:`~img2img.data.holdout.HeldOut` lists."""
+        return []
+
+    @classmethod
+    def validation_label(cls, cfg: RunConfig, sets: list) -> str:
+        """What the validation figures compare, in words, with the counts of ``sets``."""
+        return ""
+
+    @classmethod
+    def loss_axes(cls, cfg: RunConfig) -> dict[str, tuple[str, float | None, str]]:
+        """Logged loss -> (its axis label, a factor or None, the label of a second axis showing value × factor)."""
+        return {"D": ("D loss", None, ""), "G_GAN": ("G adversarial loss", None, ""),
+                "GP": ("gradient penalty (unweighted)", None, "")}
 
     # -- training -----------------------------------------------------------------------
     def __init__(self, cfg: RunConfig):

@@ -19,6 +19,8 @@ them (Shrivastava et al.), half of the time an older one.  Trains on ``--unpaire
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -75,7 +77,58 @@ class CycleGAN(Translation):
         return UnpairedDataset(d.unpaired, input_nc=m.input_nc, output_nc=m.output_nc, load_size=d.load_size,
                                crop_size=d.crop_size, resize=d.resize, crop=d.crop, flip=d.flip, color=d.color,
                                skip_bad=d.skip_bad, cache=d.cache, divisor=cls.size_multiple(cfg),
-                               seed=cfg.train.seed, train=train)
+                               seed=cfg.train.seed, train=train, **cls.holdout(cfg))
+
+    @classmethod
+    def validation_sets(cls, cfg: RunConfig) -> list:
+        """What validation scores, like ``img2img eval`` (see the README's "Validation and logging"):
+
+        * ``--val DIR`` holding pairs (AB files, or A/ and B/ with matching names): every pair both
+          ways, G_A(a) against b and G_B(b) against a (``val_AtoB_l1``, ``val_BtoA_l1`` ...);
+        * ``--val DIR`` holding two domains (testA/ and testB/, A/ and B/, trainA/ and trainB/), and
+          ``--val-split F`` (each domain's share of ``--unpaired``): the cycle reconstruction of every
+          image, G_B(G_A(a)) against a and G_A(G_B(b)) against b (``val_A_l1``, ``val_B_l1`` ...).
+        """
+        from ..data import holdout
+        from ..data.unpaired import VAL_DOMAIN_FOLDERS, find_domains
+        d, m = cfg.data, cfg.model
+        if not d.validation():
+            return []
+        size = m.image_size
+        if d.val is None:
+            return holdout.cycles(d.unpaired, size=size, channels=(m.input_nc, m.output_nc), fraction=d.val_split,
+                                  seed=cfg.train.seed, part="val")
+        if d.unpaired is not None and Path(d.val).resolve() == Path(d.unpaired).resolve():
+            dirs = find_domains(d.val, VAL_DOMAIN_FOLDERS, option="--val")
+            if dirs == find_domains(d.unpaired):         # no testA/ and testB/ beside trainA/ and trainB/
+                raise ConfigError(f"--val {d.val}: {dirs[0].name}/ and {dirs[1].name}/ are the training images "
+                                  "themselves; hold images out with --val-split F, or give a folder with testA/ "
+                                  "and testB/ (or A/ and B/)")
+        if holdout.holds_pairs(d.val):
+            return holdout.both_ways(d.val, size=size, gray=(m.input_nc == 1, m.output_nc == 1))
+        dirs = find_domains(d.val, VAL_DOMAIN_FOLDERS, option="--val")
+        return holdout.cycles(d.val, size=size, channels=(m.input_nc, m.output_nc), dirs=dirs)
+
+    @classmethod
+    def validation_label(cls, cfg: RunConfig, sets: list) -> str:
+        if [s.label for s in sets] == ["AtoB", "BtoA"]:
+            return (f"{len(sets[0])} held-out pairs scored both ways: G_A(a) vs b (AtoB) and G_B(b) vs a (BtoA), "
+                    "as img2img eval --direction scores them")
+        counts = " and ".join(f"{len(s)} {s.label}" for s in sets)
+        return (f"cycle reconstruction of {counts} held-out images: G_B(G_A(a)) vs a (A) and G_A(G_B(b)) vs b (B), "
+                "scored like img2img eval")
+
+    @classmethod
+    def loss_axes(cls, cfg: RunConfig) -> dict[str, tuple[str, float | None, str]]:
+        t, scale = cfg.train, cls.network_scale(cfg)
+        lam, idt = t.lambda_cycle, t.lambda_cycle * t.lambda_identity
+        return {**super().loss_axes(cfg),
+                "D_A": ("D_A loss (G_A's fakes vs real B)", None, ""), "D_B": ("D_B loss (G_B's fakes vs real A)", None, ""),
+                "G_A": ("G_A adversarial loss", None, ""), "G_B": ("G_B adversarial loss", None, ""),
+                "cycle": (f"cycle = λ·(L1 A→B→A + L1 B→A→B), λ = {lam:g}", scale / (2 * lam) if scale and lam else None,
+                          "mean cycle L1 on a [0, 1] scale"),
+                "idt": (f"idt = {idt:g}·(L1 G_A(b), b + L1 G_B(a), a)", scale / (2 * idt) if scale and idt else None,
+                        "mean identity L1 on a [0, 1] scale")}
 
     @classmethod
     def directions(cls, cfg: RunConfig) -> tuple[str, ...]:

@@ -7,6 +7,8 @@ loss is halved, as in the paper.  Trains on ``--pairs``.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -44,6 +46,9 @@ class Pix2Pix(Translation):
             raise ConfigError("--colorization uses a 1-channel (L) input and a 2-channel (ab) output")
         if d.color == "lab" and not d.colorization and (m.input_nc != 3 or m.output_nc != 3):
             raise ConfigError("--color lab needs 3-channel input and output")
+        if d.val is not None and d.pairs is not None and Path(d.val).resolve() == Path(d.pairs).resolve():
+            raise ConfigError(f"--val {d.val} is the training folder itself; hold pairs out with --val-split F, "
+                              "or give a separate folder")
 
     @classmethod
     def build_generator(cls, cfg: RunConfig) -> nn.Module:
@@ -61,7 +66,33 @@ class Pix2Pix(Translation):
         return PairedDataset(d.pairs, direction=d.direction, input_nc=m.input_nc, output_nc=m.output_nc,
                              load_size=d.load_size, crop_size=d.crop_size, resize=d.resize, crop=d.crop,
                              flip=d.flip, color=d.color, colorization=d.colorization, skip_bad=d.skip_bad,
-                             cache=d.cache, divisor=cls.size_multiple(cfg), seed=cfg.train.seed, train=train)
+                             cache=d.cache, divisor=cls.size_multiple(cfg), seed=cfg.train.seed, train=train,
+                             **cls.holdout(cfg))
+
+    @classmethod
+    def validation_sets(cls, cfg: RunConfig) -> list:
+        """The --val pairs, or the pairs --val-split holds out, scored like ``img2img eval`` does."""
+        from ..data import holdout
+        d, m = cfg.data, cfg.model
+        if not d.validation():
+            return []
+        common = dict(direction=d.direction, size=m.image_size, colorization=d.colorization,
+                      gray_target=m.output_nc == 1 and not d.colorization)
+        if d.val is not None:
+            return [holdout.paired(d.val, **common)]
+        return [holdout.paired(d.pairs, fraction=d.val_split, seed=cfg.train.seed, part="val", **common)]
+
+    @classmethod
+    def validation_label(cls, cfg: RunConfig, sets: list) -> str:
+        n = sum(len(s) for s in sets)
+        return f"G(A) vs B on {n} held-out pairs ({cfg.data.direction}), as img2img eval scores them"
+
+    @classmethod
+    def loss_axes(cls, cfg: RunConfig) -> dict[str, tuple[str, float | None, str]]:
+        lam, scale = cfg.train.lambda_l1, cls.network_scale(cfg)
+        return {**super().loss_axes(cfg), "D": ("D loss: ½·BCE(real, fake pairs)", None, ""),
+                "G_L1": (f"G_L1 = λ·L1(G(A), B), λ = {lam:g}", scale / lam if scale and lam else None,
+                         "L1 on eval's [0, 1] RGB scale")}
 
     @classmethod
     def directions(cls, cfg: RunConfig) -> tuple[str, ...]:

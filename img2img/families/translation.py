@@ -20,6 +20,7 @@ RESNET_BLOCKS = {"resnet9": 9, "resnet6": 6}
 
 class Translation(Family):
     conditional = True
+    validates = True
     size_flag = "--crop-size"
     inference_note = "normalisation by each image's own statistics, dropout off"
 
@@ -94,6 +95,17 @@ class Translation(Family):
     def select(cls, G: nn.Module, cfg: RunConfig, direction: str | None) -> tuple[nn.Module, int]:
         """(the generator translating ``direction``, its input channels)."""
         raise NotImplementedError
+
+    @classmethod
+    def holdout(cls, cfg: RunConfig) -> dict:
+        """The data set arguments that leave ``--val-split``'s held-out files out of training."""
+        return {"holdout": cfg.data.val_split, "part": "train"} if cfg.data.val_split > 0 else {}
+
+    @classmethod
+    def network_scale(cls, cfg: RunConfig) -> float | None:
+        """The factor from an L1 distance between network outputs to one on eval's [0, 1] RGB scale
+        (None where none exists: Lab, colorization)."""
+        return 0.5 if cfg.data.color == "rgb" and not cfg.data.colorization else None
 
     @classmethod
     def inference_module(cls, G: nn.Module, cfg: RunConfig, direction: str | None = None) -> nn.Module:

@@ -9,11 +9,17 @@ generator terms, the sample grids and the data come from the model family
 The run folder (``TrainConfig.out``) receives::
 
     config.json        the RunConfig
-    log.jsonl          one JSON line per step: raw losses, D(real), D(fake), lr
+    log.jsonl          one JSON line per step: raw losses, D(real), D(fake), lr;
+                       and one per validation pass: val_l1, val_psnr, val_ssim
     latest.pt          full training state (written atomically; --resume reads it)
     model.pt           the generator alone with its config (for translate/export)
+    best.pt            the same, from the validation pass with the best --best-by (with --val / --val-split)
+    snapshots/         generator-only snapshots every --keep-every N epochs
     samples/*.png      sample grids (pix2pix: input | output | target rows)
-    losses.png         the loss plot
+    losses.png         the loss plot (matplotlib), validation metrics in their own row
+    index.html         the run page: state, plot, validation table, every sample grid, settings
+    tb/                TensorBoard events (--tensorboard)
+    profile/           torch.profiler trace and top operators (--profile N)
 """
 from __future__ import annotations
 
@@ -31,13 +37,16 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .. import families, report
+from .. import families, report, runpage
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from ..config import RESUMABLE, ConfigError, RunConfig, field_section
+from ..config import RESUMABLE, VAL_METRICS, ConfigError, RunConfig, field_section
 from ..device import amp_dtype, resolve_device
 from ..files import atomic_write_text, remove_stale_temporaries
-from . import distributed, objectives
+from . import distributed, monitor, objectives
 from .ema import EMAMeters, WeightEMA
+
+
+PLOT_EVERY_S = 30.0          # the loss plot is redrawn at an epoch's end when this long has passed (and at the end)
 
 
 class TrainingError(RuntimeError):
@@ -113,6 +122,18 @@ class Trainer:
         self._outputs_at = -1                  # step at which end_of_epoch last wrote its outputs
         self._stop = threading.Event()
         self.stop_reason = ""
+        # validation (rank 0 alone scores): the held-out data, decoded once; the best pass so far
+        self.val_sets = self.family.validation_sets(cfg) if self.main else []
+        self.best: dict | None = None
+        self._validated_at = -1
+        if t.tensorboard and self.main:
+            monitor.require_tensorboard()
+        self.tb: monitor.TensorBoard | None = None
+        self.profiler: monitor.StepProfiler | None = None
+        self._bar = None
+        self._log = None
+        self._plotted_at, self._plot_cost = time.monotonic(), 0.0
+        self._plan: tuple[int | None, bool] = (self.total_steps, False)   # (steps the run will do, estimated?)
         if ckpt is not None:
             try:
                 self._load_state(ckpt["state"])
@@ -188,22 +209,30 @@ class Trainer:
         t = self.cfg.train
         if self.main:
             self.out.mkdir(parents=True, exist_ok=True)
-            for sub in (self.out, self.out / "samples"):     # half-written files of a killed run
+            for sub in (self.out, self.out / "samples", self.out / "snapshots", self.out / "profile"):
+                # half-written files of a killed run
                 remove_stale_temporaries(sub)
             self.cfg.save(self.out / "config.json")
             self._truncate_log()
             self._print_header()
+            if t.tensorboard:        # events after the checkpoint (a killed run's) are dropped from the view
+                self.tb = monitor.TensorBoard(self.out / "tb", purge_step=self.step + 1)
+            if t.profile:
+                self.profiler = monitor.StepProfiler(t.profile, self.out / "profile", self.device,
+                                                     say=lambda msg: tqdm.write(msg, file=sys.stderr))
         restore = self._install_sigint()
-        start, base = time.monotonic(), self.elapsed
-        n_epochs = math.ceil(self.total_steps / self.steps_per_epoch)
+        start, base, first_step = time.monotonic(), self.elapsed, self.step
+        planned, estimate = self._plan = monitor.planned_steps(self.step, self.total_steps, self._limit_s(),
+                                                               self.elapsed, 0, 0.0)
+        bar = self._bar = tqdm(total=planned, initial=self.step, unit="step", dynamic_ncols=True, file=sys.stderr,
+                               desc=monitor.epochs_label(self.step, planned, self.steps_per_epoch, estimate),
+                               disable=not (t.progress and self.main))
         try:
             with (open(self.out / "log.jsonl", "a", buffering=1) if self.main else open(os.devnull, "w")) as log:
+                self._log = log
                 while self.step < self.total_steps and not self._stop.is_set():
                     epoch, first = divmod(self.step, self.steps_per_epoch)
                     end = min(self.steps_per_epoch, first + self.total_steps - self.step)
-                    bar = tqdm(total=end, initial=first, desc=f"epoch {epoch + 1}/{n_epochs}",
-                               disable=not (t.progress and self.main), dynamic_ncols=True, file=sys.stderr,
-                               unit="step")
                     for batch in self._loader(epoch, first, end - first):
                         self._report_bad(batch.pop("errors", []), bar)
                         if not batch:                      # every item of the batch failed to decode
@@ -217,46 +246,129 @@ class Trainer:
                         log.write(json.dumps({"step": self.step, "epoch": epoch + 1, "lr": lr,
                                               "time": round(self.elapsed, 3), **logs}) + "\n")
                         self.meters.update(logs)
-                        bar.set_postfix_str(self._postfix(), refresh=False)
-                        bar.update()
+                        if self.tb is not None:
+                            self.tb.scalars("train", {**logs, "lr": lr}, self.step)
+                        if self.profiler is not None:
+                            self.profiler.step()
+                        self._advance(bar, self.step - first_step, time.monotonic() - start)
                         if self.main and t.sample_every and self.step % t.sample_every == 0:
                             self.sample()
                         if self.main and t.save_every and self.step % t.save_every == 0:
                             self.save()
+                        if self.val_sets and t.val_every and self.step % t.val_every == 0:
+                            self.validate()
                         if t.time_limit and self.elapsed >= t.time_limit * 60:
                             self.stop_reason = f"time limit of {t.time_limit:g} min reached"
                             self._stop.set()
                         if distributed.any_rank(self._stop.is_set(), self.device):
                             self._stop.set()
                             break
-                    bar.close()
                     if self.step % self.steps_per_epoch == 0 or self.step >= self.total_steps:
-                        self.end_of_epoch()
+                        self.end_of_epoch(final=self.step >= self.total_steps or self._stop.is_set())
+                if self._stop.is_set() and self._outputs_at != self.step:   # not already written at an epoch's end
+                    self.end_of_epoch(final=True)
         finally:
             restore()
-        if self._stop.is_set() and self._outputs_at != self.step:   # not already written at an epoch's end
-            self.end_of_epoch()
+            bar.close()
+            self._bar = self._log = None
+            if self.profiler is not None:
+                self.profiler.close()
         if not self.main:
             return self.out
         if t.sample_every and self.step % t.sample_every:     # the final weights' grid, too
             self.sample()
         self.save_model()
+        rows = report.read_log(self.out / "log.jsonl")
+        self.write_page(rows, "stopped" if self._stop.is_set() else "finished")
+        if self.tb is not None:
+            self.tb.close()
         msg = self.stop_reason or f"finished {self.step} steps"
-        print(f"{msg}; run folder {self.out} (latest.pt, model.pt, samples/, losses.png)", file=sys.stderr)
+        extra = ", best.pt" if (self.out / "best.pt").exists() else ""
+        print(f"{msg}; run folder {self.out} (index.html, latest.pt, model.pt{extra}, samples/, losses.png)",
+              file=sys.stderr)
         if self.bad_files:
             print(f"{len(self.bad_files)} file(s) could not be decoded and were skipped", file=sys.stderr)
         return self.out
 
-    def end_of_epoch(self) -> None:
+    def end_of_epoch(self, final: bool = False) -> None:
+        """An epoch's (or the run's) end: validation (each epoch, or the last pass with --val-every),
+        sample grid, latest.pt, the --keep-every snapshot, the loss plot and the run page."""
         self._outputs_at = self.step
         if not self.main:
             return
-        if not self.cfg.train.sample_every:
+        t = self.cfg.train
+        if self.val_sets and (not t.val_every or final) and self._validated_at != self.step:
+            self.validate()
+        if not t.sample_every:
             self.sample()
         self.save()
-        self.plot()
+        epoch, partial_epoch = divmod(self.step, self.steps_per_epoch)
+        if t.keep_every and not partial_epoch and epoch % t.keep_every == 0:
+            self.save_generator(self.out / "snapshots" / f"epoch_{epoch:03d}.pt")
+        rows = report.read_log(self.out / "log.jsonl")
+        # the plot costs ~1-3 s (matplotlib): redrawn at most every PLOT_EVERY_S s and 20x its own cost
+        if final or time.monotonic() - self._plotted_at >= max(PLOT_EVERY_S, 20 * self._plot_cost):
+            began = time.monotonic()
+            self.plot(rows)
+            self._plotted_at, self._plot_cost = time.monotonic(), time.monotonic() - began
+        self.write_page(rows, "training" if not final else ("stopped" if self._stop.is_set() else "finished"))
+        if self.tb is not None:
+            self.tb.flush()
+
+    # -- validation ------------------------------------------------------------
+    def validate(self) -> dict[str, float]:
+        """Score the eval generator on the held-out data (the code of ``img2img eval``); log the
+        figures; write best.pt when --best-by improved."""
+        from ..evaluation import validate
+        t = self.cfg.train
+        began = time.monotonic()
+        G = self.eval_generator()
+        metrics = validate(G, self.cfg, self.val_sets, self.device)
+        seconds = time.monotonic() - began
+        self._validated_at = self.step
+        row = {"step": self.step, "epoch": math.ceil(self.step / self.steps_per_epoch),
+               **{f"val_{k}": v for k, v in metrics.items()},
+               "val_seconds": round(seconds, 3)}
+        if self._log is not None:
+            self._log.write(json.dumps(row) + "\n")
+        if self.tb is not None:
+            self.tb.scalars("val", {k: v for k, v in metrics.items() if k != "count"}, self.step)
+        value = metrics[t.best_by]
+        better = self.best is None or (value < self.best["value"] if VAL_METRICS[t.best_by] == "min"
+                                       else value > self.best["value"])
+        if better:
+            self.best = {"by": t.best_by, "value": value, "step": self.step, "data": self.cfg.data.validation(),
+                         "metrics": {k: v for k, v in metrics.items()}}
+            self.save_generator(self.out / "best.pt", G, best=self.best)
+        parts = [f"{s.label} {metrics[s.label + '_l1']:.4f}" for s in self.val_sets if s.label + "_l1" in metrics]
+        note = (f"step {self.step}: validation ({metrics['count']} outputs scored): L1 {metrics['l1']:.4f}"
+                + (f" ({', '.join(parts)})" if parts else "")
+                + f", PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f} ({seconds:.1f} s)"
+                + (f"; best {t.best_by} so far, best.pt written" if better else
+                   f"; best {t.best_by} {self.best['value']:.4g} at step {self.best['step']}"))
+        if self._bar is not None and not self._bar.disable:
+            self._bar.write(note, file=sys.stderr)
+            self._bar.set_postfix_str(self._postfix())         # the new best at once, not a step later
+        else:                                              # --no-progress: the line alone
+            print(note, file=sys.stderr)
+        return metrics
 
     # -- outputs -------------------------------------------------------------
+    def _limit_s(self) -> float | None:
+        return self.cfg.train.time_limit * 60 if self.cfg.train.time_limit else None
+
+    def _advance(self, bar, session_steps: int, session_seconds: float) -> None:
+        """One step on the progress bar: the steps the run will do (re-estimated under --time-limit),
+        the epoch of those it will do, the smoothed losses."""
+        planned, estimate = self._plan = monitor.planned_steps(self.step, self.total_steps, self._limit_s(),
+                                                               self.elapsed, session_steps, session_seconds)
+        if planned != bar.total:
+            bar.total = planned
+        bar.set_description_str(monitor.epochs_label(self.step, planned, self.steps_per_epoch, estimate),
+                                refresh=False)
+        bar.set_postfix_str(self._postfix(), refresh=False)
+        bar.update()
+
     def eval_generator(self) -> torch.nn.Module:
         """The generator for samples and model.pt: the weight EMA when kept, prepared by the model family."""
         return self.model.prepare_eval(self.g_ema.model if self.g_ema is not None else self.G)
@@ -272,19 +384,40 @@ class Trainer:
             f"epoch_{math.ceil(self.step / self.steps_per_epoch):03d}.png"
         path = self.out / "samples" / name
         if len(rows) == 1:
-            report.save_image_grid(rows[0], path)
+            grid = report.save_image_grid(rows[0], path)
         else:
-            report.save_rows_grid(rows, path)
+            grid = report.save_rows_grid(rows, path)
+        if self.tb is not None:
+            self.tb.image("samples", grid, self.step)
         return path
 
     def preview_batch(self) -> dict:
         return self.model.preview_batch(self.dataset)
 
-    def plot(self) -> None:
-        rows = report.read_log(self.out / "log.jsonl")
+    def plot(self, rows: list[dict] | None = None) -> None:
+        rows = report.read_log(self.out / "log.jsonl") if rows is None else rows
         # G terms are missing from D-only steps (--d-steps > 1): look further back than the last row
-        keys = [k for k in self.family.loss_names + ("GP",) if any(k in r for r in rows[-64:])]
-        report.loss_plot(rows, self.out / "losses.png", keys, title=f"{self.cfg.model.kind} losses ({self.out.name})")
+        recent = report.loss_rows(rows)[-64:]
+        keys = [k for k in self.family.loss_names + ("GP",) if any(k in r for r in recent)]
+        report.loss_plot(rows, self.out / "losses.png", keys, title=f"{self.cfg.model.kind} losses ({self.out.name})",
+                         axes=self.family.loss_axes(self.cfg), best_by=self.cfg.train.best_by,
+                         validation=self.family.validation_label(self.cfg, self.val_sets) if self.val_sets else "")
+
+    def write_page(self, rows: list[dict], state: str) -> Path:
+        """RUN/index.html (see :mod:`img2img.runpage`)."""
+        planned, estimate = self.step, False                 # a run that ended did what it did
+        if state == "training":
+            planned, estimate = self._plan
+        spe = self.steps_per_epoch
+        of = "~?" if planned is None else f"{'~' if estimate else ''}{math.ceil(planned / spe)}"
+        epochs = f"epoch {math.ceil(self.step / spe)} of {of} ({spe} steps each)"
+        val = ""
+        if self.val_sets:
+            val = f"{self.family.validation_label(self.cfg, self.val_sets)} ({self.cfg.data.validation()})"
+        return runpage.write(self.out, self.cfg, rows, {
+            "step": self.step, "planned": "~?" if planned is None else f"{'~' if estimate else ''}{planned}",
+            "epochs": epochs,
+            "elapsed": self.elapsed, "state": state, "validation": val})
 
     def state_dict(self) -> dict:
         rng = {"torch": torch.get_rng_state(), "python": random.getstate()}
@@ -296,7 +429,7 @@ class Trainer:
                 "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
                 "family": self.model.state_dict(),
                 "meters": self.meters.state_dict(), "step": self.step, "elapsed": self.elapsed,
-                "bad_files": sorted(self.bad_files), "rng": rng}
+                "bad_files": sorted(self.bad_files), "best": self.best, "rng": rng}
 
     def _load_state(self, s: dict) -> None:
         self.G.load_state_dict(s["G"])
@@ -311,6 +444,13 @@ class Trainer:
         self.meters.load_state_dict(s["meters"])
         self.step, self.elapsed = int(s["step"]), float(s["elapsed"])
         self.bad_files = set(s.get("bad_files", []))
+        best = s.get("best")
+        if best and (best.get("by") != self.cfg.train.best_by or best.get("data") != self.cfg.data.validation()):
+            if self.main:
+                print(f"note: the validation data changed since the best pass (step {best.get('step')}, "
+                      f"{best.get('data')}); best.pt will be replaced by the next pass", file=sys.stderr)
+            best = None
+        self.best = best
         torch.set_rng_state(s["rng"]["torch"])
         random.setstate(_as_tuple(s["rng"]["python"]))
         if "cuda" in s["rng"] and torch.cuda.is_available():
@@ -326,9 +466,13 @@ class Trainer:
 
     def save_model(self) -> Path:
         """model.pt: the (EMA) generator and the config, for translate and export."""
-        G = self.eval_generator()
-        state = {"G": {k: v.contiguous() for k, v in G.state_dict().items()}, "step": self.step}
-        path = self.out / "model.pt"
+        return self.save_generator(self.out / "model.pt")
+
+    def save_generator(self, path: Path, G: torch.nn.Module | None = None, **extra) -> Path:
+        """A generator-only checkpoint like model.pt (best.pt, snapshots/epoch_NNN.pt): the eval
+        generator (or ``G``), the step and ``extra``, with the config, written atomically."""
+        G = self.eval_generator() if G is None else G
+        state = {"G": {k: v.contiguous() for k, v in G.state_dict().items()}, "step": self.step, **extra}
         try:
             save_checkpoint(path, self.cfg.to_dict(), state)
         except ValueError as e:
@@ -384,7 +528,10 @@ class Trainer:
 
     def _postfix(self) -> str:
         s = self.meters.smoothed()
-        return " ".join(f"{k}={s[k]:.3f}" for k in self.family.loss_names if k in s)
+        text = " ".join(f"{k}={s[k]:.3f}" for k in self.family.loss_names if k in s)
+        if self.best is not None:
+            text += f" | best val_{self.best['by']}={self.best['value']:.4g}@{self.best['step']}"
+        return text
 
     def _report_bad(self, errors: list[str], bar) -> None:
         for e in errors:
@@ -408,6 +555,15 @@ class Trainer:
         print(f"img2img {self.cfg.model.kind}: {desc}; G {n_g / 1e6:.2f}M, D {n_d / 1e6:.2f}M parameters; "
               f"device {self.device}; {self.steps_per_epoch} steps/epoch, {self.total_steps} steps; "
               f"{verb} step {self.step}; run folder {self.out}", file=sys.stderr)
+        if self.val_sets:
+            t = self.cfg.train
+            every = f"every {t.val_every} steps" if t.val_every else "after every epoch"
+            print(f"validation: {self.family.validation_label(self.cfg, self.val_sets)} "
+                  f"({self.cfg.data.validation()}), {every}; best.pt by {t.best_by}", file=sys.stderr)
+            skipped = list(dict.fromkeys(m for s in self.val_sets for m in s.skipped))
+            if skipped:
+                print(f"warning: validation leaves {len(skipped)} bad file(s) out, the first: {skipped[0]}",
+                      file=sys.stderr)
 
     def _install_sigint(self):
         if threading.current_thread() is not threading.main_thread():
