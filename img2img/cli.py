@@ -593,20 +593,49 @@ def _add_export_parser(sub) -> None:
     x.add_argument("--direction", choices=DIRECTIONS,
                    help="cyclegan: which generator to export, AtoB (default) or BtoA")
     x.add_argument("--overwrite", action="store_true", help="replace an existing OUT.onnx")
+    q = x.add_argument_group("int8 (pix2pix models, ONNX Runtime static quantization)")
+    q.add_argument("--quantize", choices=["int8"], help="write an int8 model to OUT.onnx instead of the float one")
+    q.add_argument("--calibration", metavar="DIR", help="images the model will be given, for the int8 ranges and "
+                                                        "the accuracy check (default: the run's training pairs)")
+    q.add_argument("--calibration-images", type=int, default=32, metavar="N",
+                   help="at most N calibration images (default: 32)")
+    q.add_argument("--min-psnr", type=float, default=35.0, metavar="DB",
+                   help="refuse to write the int8 model if its output differs from the float model's by "
+                        "less than DB dB PSNR on the calibration images (default: 35)")
     x.set_defaults(func=cmd_export)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from .config import ConfigError
     from .export import ExportError, export_onnx
-    try:
-        result = export_onnx(args.model, args.out, opset=args.opset, overwrite=args.overwrite,
-                             exporter=args.exporter, direction=args.direction)
-    except ExportError as e:
-        print(f"img2img export: error: {e}", file=sys.stderr)
-        return 1
-    for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
-    print(result, file=sys.stderr)
+    from .quantize import QuantizeError, quantize_onnx
+    if args.quantize and not args.out.lower().endswith(".onnx"):
+        raise ConfigError(f"{args.out}: the output file name must end in .onnx")
+    if args.quantize and Path(args.out).exists() and not args.overwrite:
+        raise ConfigError(f"{args.out}: exists; pass --overwrite to replace it")
+    with tempfile.TemporaryDirectory(prefix="img2img-export-") as tmp:
+        target = Path(tmp) / "float.onnx" if args.quantize else args.out
+        try:
+            result = export_onnx(args.model, target, opset=args.opset, overwrite=args.overwrite,
+                                 exporter=args.exporter, direction=args.direction)
+        except ExportError as e:
+            print(f"img2img export: error: {e}", file=sys.stderr)
+            return 1
+        for note in result.notes:
+            print(f"note: {note}", file=sys.stderr)
+        print(str(result).replace(f"wrote {target}", "float model exported") if args.quantize else result,
+              file=sys.stderr)
+        if args.quantize:
+            try:
+                q = quantize_onnx(target, args.out, images=args.calibration, n_images=args.calibration_images,
+                                  threshold=args.min_psnr, overwrite=args.overwrite)
+            except QuantizeError as e:
+                print(f"img2img export: error: {e}", file=sys.stderr)
+                return 1
+            print(q, file=sys.stderr)
     return 0
 
 
