@@ -46,10 +46,16 @@ def test_int8_file_is_written_runs_and_stays_close_to_float(float_model, tmp_pat
     proto = onnx.load(str(out))
     ops = {n.op_type for n in proto.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops                   # really quantized
+    assert "ConvTranspose" not in ops and {"DepthToSpace", "Conv"} <= ops    # up-sampling as sub-pixel convs
     weights = {i.name: i for i in proto.graph.initializer}
-    assert any(w.data_type == onnx.TensorProto.INT8 and len(w.dims) == 4 for w in weights.values())
+    int8 = [w for w in weights.values() if w.data_type == onnx.TensorProto.INT8 and len(w.dims) == 4]
+    assert len(int8) == 5 + 5 * 4 - 1 - 4    # depth 5: every conv but the input layer and the output layer's 4
     meta = {p.key: p.value for p in proto.metadata_props}
     rec = json.loads(meta["quantization"])
+    assert len(rec["float_nodes"]) == 5
+    convs = {n.name: n for n in proto.graph.node if n.op_type == "Conv"}
+    for name in rec["float_nodes"]:                      # float weights straight into the conv
+        assert weights[convs[name].input[1]].data_type == onnx.TensorProto.FLOAT
     assert "img2img_config" in meta and rec["psnr_mean"] == pytest.approx(r.psnr_mean, abs=0.01)
     # the recorded PSNR is what the files give on the calibration images
     tr = Translator.load(float_model / "tiny.onnx")
