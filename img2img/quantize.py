@@ -30,7 +30,9 @@ and :class:`img2img.Translator` load it as any export) and adds
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
 import tempfile
 from dataclasses import dataclass, field
@@ -180,16 +182,29 @@ def quantize_file(src: Path, dst: Path, inputs: np.ndarray, *, fmt: str = "qdq",
     if method not in METHODS:
         raise ConfigError(f"calibration method must be one of {', '.join(METHODS)}, got {method!r}")
     name = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).get_inputs()[0].name
-    quantize_static(
-        str(src), str(dst), _reader(inputs, name),
-        quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,
-        op_types_to_quantize=list(op_types) if op_types else None,
-        per_channel=per_channel, reduce_range=reduce_range,
-        activation_type=QuantType.QUInt8 if activation == "uint8" else QuantType.QInt8,
-        weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude or []),
-        calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-                          "percentile": CalibrationMethod.Percentile}[method],
-        extra_options=extra_options or {})
+    with _quiet_root_logger():          # its advice to run quant_pre_process, and progress chatter
+        quantize_static(
+            str(src), str(dst), _reader(inputs, name),
+            quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,
+            op_types_to_quantize=list(op_types) if op_types else None,
+            per_channel=per_channel, reduce_range=reduce_range,
+            activation_type=QuantType.QUInt8 if activation == "uint8" else QuantType.QInt8,
+            weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude or []),
+            calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                              "percentile": CalibrationMethod.Percentile}[method],
+            extra_options=extra_options or {})
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """onnxruntime.quantization logs advice and progress on the root logger; keep it to errors."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def run_model(path: str | Path | bytes, inputs: np.ndarray, batch_size: int = 8) -> np.ndarray:

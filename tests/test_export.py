@@ -30,7 +30,8 @@ def _run(path, x):
 def test_lab_model_exports_rgb_in_rgb_out_with_dynamic_axes(tmp_path):
     ckpt = make_checkpoint(tmp_path / "lab.pt", color="lab")
     res = export_onnx(ckpt, tmp_path / "lab.onnx")              # the default (dynamo) exporter
-    assert res.max_abs_diff <= 1e-4 and len(res.checked) == 2
+    assert res.max_abs_diff <= 1e-4 and len(res.checked) == 3
+    assert res.checked[2][2:] == (39, 23)                         # a size that is not a multiple of 32
     assert res.exporter == "dynamo" and not res.notes, res.notes
     proto = onnx.load(str(tmp_path / "lab.onnx"))
     meta = {p.key: p.value for p in proto.metadata_props}
@@ -45,6 +46,28 @@ def test_lab_model_exports_rgb_in_rgb_out_with_dynamic_axes(tmp_path):
     got = _run(tmp_path / "lab.onnx", x)
     assert got.shape == (3, 3, 64, 96) and np.abs(got - ref).max() <= 1e-4
     assert got.min() >= 0 and got.max() <= 1
+
+
+@pytest.mark.parametrize("exporter", ["dynamo", "torchscript"])
+def test_raw_onnx_session_takes_any_size(tmp_path, exporter):
+    """A plain onnxruntime session accepts sizes that are not multiples of 2^depth and returns the input's
+    size: the same as the Translator's pad policy (torch), which pads to the multiple and crops back."""
+    ckpt = make_checkpoint(tmp_path / "m.pt", seed=7)
+    export_onnx(ckpt, tmp_path / "m.onnx", exporter=exporter)
+    proto = onnx.load(str(tmp_path / "m.onnx"))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert "any H and W" in meta["io"] and meta["size_multiple"] == "32" and "any_size" in meta
+    tr = Translator.load(ckpt, device="cpu", policy="pad")
+    g = torch.Generator().manual_seed(1)
+    for shape in [(1, 3, 300, 200), (2, 3, 37, 50), (1, 3, 5, 33)]:
+        x = torch.rand(*shape, generator=g)
+        got = _run(tmp_path / "m.onnx", x)
+        assert got.shape == shape
+        ref = tr(x).numpy()
+        assert np.abs(got - ref).max() <= 1e-4, shape
+    # on a multiple of 32 the padding is a no-op: the plain U-Net's output
+    x = torch.rand(1, 3, 64, 32, generator=g)
+    assert np.abs(_run(tmp_path / "m.onnx", x) - tr(x).numpy()).max() <= 1e-4
 
 
 def test_onnx_translate_matches_torch_translate(tmp_path):

@@ -35,6 +35,8 @@ A new family provides:
 * ``to_rgb(x, cfg)`` -- G's output -> RGB in [0, 1] (the output range lives here).
 * ``inference_module(G, cfg, direction=None)`` -- the self-contained function
   ``translate`` runs and ``export`` writes (see :mod:`img2img.families.wrappers`);
+  ``export_module(G, cfg, direction=None)`` -- what ``export`` writes: by default the
+  ``inference_module``; image-to-image families wrap it to take any H and W;
   ``directions(cfg)`` -- the directions a conditional model translates (the
   first is the default; a CycleGAN model has two);
   ``example_inputs(cfg)`` -- inputs for the export's parity check;
@@ -111,6 +113,10 @@ class Family:
     @classmethod
     def inference_module(cls, G: nn.Module, cfg: RunConfig, direction: str | None = None) -> nn.Module:
         raise NotImplementedError
+
+    @classmethod
+    def export_module(cls, G: nn.Module, cfg: RunConfig, direction: str | None = None) -> nn.Module:
+        return cls.inference_module(G, cfg, direction)
 
     @classmethod
     def directions(cls, cfg: RunConfig) -> tuple[str, ...]:
