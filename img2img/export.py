@@ -63,6 +63,7 @@ class ExportResult:
     checked: list[tuple[int, ...]] = field(default_factory=list)   # input shapes compared
     exporter: str = "dynamo"
     notes: list[str] = field(default_factory=list)
+    rewritten: list[str] = field(default_factory=list)               # ConvTransposes written as sub-pixel convs
 
     def __str__(self) -> str:
         shapes = ", ".join("x".join(map(str, s)) for s in self.checked)
@@ -85,8 +86,13 @@ def example_inputs(cfg: RunConfig, seed: int = 0) -> list[torch.Tensor]:
 
 def export_onnx(model: str | Path, out: str | Path, *, opset: int = DEFAULT_OPSET, atol: float = 1e-4,
                 verify: bool = True, overwrite: bool = False, exporter: str = "dynamo",
-                direction: str | None = None) -> ExportResult:
+                direction: str | None = None, subpixel: bool = True) -> ExportResult:
     """Export the generator of ``model`` (run folder, model.pt or latest.pt) to ``out`` (.onnx).
+
+    ``subpixel``: up-sampling ConvTransposes (4x4, stride 2: the U-Net's, DCGAN's)
+    are written as four 2x2 convolutions each (:mod:`img2img.onnxgraph`: the same function, which ONNX
+    Runtime runs with its blocked Conv kernels instead of its slow ConvTranspose,
+    and the form int8 quantization needs).
 
     Verifies the file with ONNX Runtime against PyTorch (max abs diff <= ``atol``)
     before it is moved into place; raises :class:`ExportError` otherwise.
@@ -130,6 +136,9 @@ def export_onnx(model: str | Path, out: str | Path, *, opset: int = DEFAULT_OPSE
             except Exception as e2:  # noqa: BLE001
                 raise ExportError(f"{out}: ONNX export failed ({first_line(e2)})") from None
         proto = onnx.load(str(tmp))
+        if subpixel:
+            from .onnxgraph import subpixel_conv_transpose
+            result.rewritten = subpixel_conv_transpose(proto)
         actual_opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), opset)
         result.opset = actual_opset
         any_hw = ", any H and W" if isinstance(module, PadToMultiple) else ""
@@ -149,6 +158,8 @@ def export_onnx(model: str | Path, out: str | Path, *, opset: int = DEFAULT_OPSE
                                        f"{out_name}: (N, 3, S, S) RGB in [0, 1]"),
             "inference": fam.inference_note,
         }
+        if result.rewritten:
+            meta["upsampling"] = f"{len(result.rewritten)} ConvTranspose layers as sub-pixel 2x2 convolutions"
         if verify:
             result.max_abs_diff, result.checked = compare(module, proto.SerializeToString(), inputs, ort)
             meta["parity_max_abs_diff"] = f"{result.max_abs_diff:.3g}"

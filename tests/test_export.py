@@ -38,6 +38,9 @@ def test_lab_model_exports_rgb_in_rgb_out_with_dynamic_axes(tmp_path):
     assert meta["opset"] == str(res.opset) == "18"
     assert json.loads(meta["img2img_config"])["data"]["color"] == "lab"
     assert [i.name for i in proto.graph.input] == ["image"]
+    # the U-Net's 5 up-sampling layers are written as sub-pixel convolutions (img2img.onnxgraph)
+    ops = [n.op_type for n in proto.graph.node]
+    assert "ConvTranspose" not in ops and ops.count("DepthToSpace") == 5 and meta["upsampling"].startswith("5 ")
     # another batch size and spatial size than the export used; compare with the torch wrapper
     G, cfg = load_generator(ckpt)
     x = torch.rand(3, 3, 64, 96, generator=torch.Generator().manual_seed(5))
