@@ -579,12 +579,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def _add_export_parser(sub) -> None:
     x = sub.add_parser("export", formatter_class=_Formatter,
                        help="export a generator to ONNX (RGB in/out, verified against torch)",
-                       description="Export the generator of MODEL to a self-contained ONNX file: pix2pix takes "
-                                   "and returns (N, 3, H, W) RGB in [0, 1] (color conversion inside), "
-                                   "dcgan/mlp take noise (N, z_dim). The file is checked with onnxruntime "
-                                   "against torch (max abs diff <= 1e-4) before it is written.",
-                       epilog="example:\n  img2img export runs/sil weights/sil.onnx\n"
-                              "  img2img translate weights/sil.onnx photos/ out/\n")
+                       description="Export the generator of MODEL to a self-contained ONNX file: pix2pix and "
+                                   "cyclegan (one direction) take and return (N, 3, H, W) RGB in [0, 1] of any H "
+                                   "and W (color conversion and padding inside), dcgan/mlp take noise (N, z_dim). "
+                                   "The file is checked with onnxruntime against torch (max abs diff <= 1e-4) "
+                                   "before it is written. --quantize int8 writes an int8 model instead, checked "
+                                   "against the float one on calibration images.",
+                       epilog="examples:\n  img2img export runs/sil weights/sil.onnx\n"
+                              "  img2img translate weights/sil.onnx photos/ out/\n"
+                              "  img2img export runs/sil weights/sil.int8.onnx --quantize int8 --calibration photos/\n")
     x.add_argument("model", metavar="MODEL", help="run folder, model.pt or latest.pt")
     x.add_argument("out", metavar="OUT.onnx", help="the ONNX file to write")
     x.add_argument("--opset", type=int, default=DEFAULT_OPSET, metavar="N", help=f"ONNX opset (default: {DEFAULT_OPSET})")
@@ -593,10 +596,11 @@ def _add_export_parser(sub) -> None:
     x.add_argument("--direction", choices=DIRECTIONS,
                    help="cyclegan: which generator to export, AtoB (default) or BtoA")
     x.add_argument("--overwrite", action="store_true", help="replace an existing OUT.onnx")
-    q = x.add_argument_group("int8 (pix2pix models, ONNX Runtime static quantization)")
+    q = x.add_argument_group("int8 (image-to-image models, ONNX Runtime static quantization)")
     q.add_argument("--quantize", choices=["int8"], help="write an int8 model to OUT.onnx instead of the float one")
     q.add_argument("--calibration", metavar="DIR", help="images the model will be given, for the int8 ranges and "
-                                                        "the accuracy check (default: the run's training pairs)")
+                                                        "the accuracy check (default: the run's training data: the images "
+                                                        "that feed the exported direction)")
     q.add_argument("--calibration-images", type=int, default=32, metavar="N",
                    help="at most N calibration images (default: 32)")
     q.add_argument("--min-psnr", type=float, default=35.0, metavar="DB",

@@ -1,18 +1,21 @@
-"""int8 static quantization of an exported pix2pix ONNX model, with an accuracy gate.
+"""int8 static quantization of an exported image-to-image ONNX model, with an accuracy gate.
 
     from img2img.quantize import quantize_onnx
-    r = quantize_onnx("weights/sil.onnx", "weights/sil.int8.onnx", pairs="datasets/sil/train")
+    r = quantize_onnx("weights/sil.onnx", "weights/sil.int8.onnx", data="datasets/sil/train")
     print(r)        # wrote ...; int8 vs float: PSNR mean 41.2 dB (min 38.0) over 32 calibration images
 
-The float file must come from ``img2img export`` (a pix2pix model: RGB
-(N, 3, H, W) in [0, 1] in and out).  ONNX Runtime's static quantization
+The float file must come from ``img2img export`` of an image-to-image model
+(pix2pix, or one direction of a CycleGAN model: RGB (N, 3, H, W) in [0, 1] in
+and out).  ONNX Runtime's static quantization
 (:func:`onnxruntime.quantization.quantize_static`) fixes every activation's
 int8 range from calibration images run through the float model; the
 weights are quantized per output channel.  The calibration images are the
-model's *inputs*: a folder of images (``images``), or the input sides of a
-folder of pairs (``pairs``, with the model's direction); by default the
-training pairs named in the model's metadata.  They are resized to the
-model's training size, as ``img2img translate`` does.
+model's *inputs*: a folder of images (``images``), or the images a
+training-data folder in the model's own layout feeds the exported direction
+(``data``: the input sides of a pairs folder for pix2pix, A/ or B/ of an
+unpaired folder for CycleGAN); by default the training data named in the
+model's metadata.  They are resized to the model's training size, as
+``img2img translate`` does.
 
 Accuracy gate.  The int8 model's output is compared with the float model's
 on the calibration images (and on ``held_out_*`` images when given), PSNR
@@ -23,6 +26,13 @@ levels of 255, where differences start to be hard to see side by side; and
 a pix2pix model's own error against the target is far larger (held-out
 silhouettes: about 15 dB), so at 35 dB the quantization error adds about 1 %
 to the model's squared error.
+
+What is quantized: the convolutions (``Conv``), except the input layer and
+the output layer (see :func:`prepare_float`).  4x4 stride-2 up-sampling
+layers (the U-Net's) are convolutions already in an ``img2img export`` file
+(sub-pixel form, :mod:`img2img.onnxgraph`); other ``ConvTranspose`` layers
+(the ResNet generators' 3x3 ones) stay float: ONNX Runtime has no int8
+ConvTranspose on the CPU.
 
 The written file keeps the float model's metadata (so ``img2img translate``
 and :class:`img2img.Translator` load it as any export) and adds
@@ -40,6 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import families
 from .checkpoint import CheckpointError
 from .config import ConfigError, RunConfig
 from .data.io import DataError
@@ -96,32 +107,33 @@ def read_metadata(model: str | Path) -> dict[str, str]:
     if ONNX_CONFIG_KEY not in meta:
         raise CheckpointError(f"{path}: not an img2img ONNX export (no {ONNX_CONFIG_KEY} metadata); "
                               "export models with `img2img export`")
-    if meta.get("kind") != "pix2pix":
-        raise ConfigError(f"{path}: a {meta.get('kind')} model; int8 quantization is for pix2pix exports")
+    if meta.get("input") != "rgb" or not families.get(meta.get("kind", "")).conditional:
+        raise ConfigError(f"{path}: a {meta.get('kind')} model draws from noise; int8 quantization is for "
+                          "image-to-image exports (pix2pix, cyclegan)")
     if QUANT_KEY in meta:
         raise ConfigError(f"{path}: already quantized; quantize the float export")
     return meta
 
 
-def load_inputs(cfg: RunConfig, *, images: str | Path | None = None, pairs: str | Path | None = None,
-                limit: int = DEFAULT_IMAGES) -> np.ndarray:
+def load_inputs(cfg: RunConfig, *, images: str | Path | None = None, data: str | Path | None = None,
+                direction: str | None = None, limit: int = DEFAULT_IMAGES) -> np.ndarray:
     """Up to ``limit`` network inputs (N, 3, S, S) float32 RGB in [0, 1], S the model's size.
 
-    ``images``: a folder of images (recursive, sorted) or one image; ``pairs``: a pairs
-    folder, whose input sides (after the model's direction) are used.  Evenly spaced
+    ``images``: a folder of images (recursive, sorted) or one image; ``data``: a training-data
+    folder in the model's layout, whose images feed ``direction`` (default: the model's
+    first) -- the input sides of pairs, or one domain of an unpaired folder.  Evenly spaced
     through the folder when it holds more than ``limit``.
     """
     import torch
 
-    from .data.io import list_images, load_image
-    from .data.paired import PairedDataset
     from .color import to_float
+    from .data.io import list_images, load_image
     from .translate import prepare_input
-    if (images is None) == (pairs is None):
-        raise ConfigError("give calibration images or pairs (exactly one)")
+    if (images is None) == (data is None):
+        raise ConfigError("give calibration images or a training-data folder (exactly one)")
     if limit < 1:
         raise ConfigError(f"the number of calibration images must be at least 1, got {limit}")
-    size = cfg.model.image_size
+    fam = families.get(cfg.model.kind)
     if images is not None:
         root = Path(images)
         if not root.exists():
@@ -131,15 +143,16 @@ def load_inputs(cfg: RunConfig, *, images: str | Path | None = None, pairs: str 
             raise DataError(f"{root}: no images found")
         arrays = [load_image(files[i], 3) for i in _spread(len(files), limit)]
     else:
-        root = Path(pairs)
+        root = Path(data)
         if not root.exists():
             raise DataError(f"{root}: no such folder")
-        ds = PairedDataset(root, direction=cfg.data.direction, colorization=cfg.data.colorization,
-                           input_nc=3, output_nc=3, cache=False, train=False, skip_bad=True)
-        if not len(ds):
-            raise DataError(f"{root}: no image pairs found")
-        arrays = [ds.raw(i)[0] for i in _spread(len(ds), limit)]
-    batch = [prepare_input(to_float(a), "resize", size, 2 ** cfg.model.depth) for a in arrays]
+        direction = families.pick_direction(cfg, direction, str(root))
+        n, load = fam.input_images(cfg, root, direction)
+        if not n:
+            raise DataError(f"{root}: no input images found for {direction}")
+        arrays = [load(i) for i in _spread(n, limit)]
+    size, multiple = cfg.model.image_size, fam.size_multiple(cfg)
+    batch = [prepare_input(to_float(a), "resize", size, multiple) for a in arrays]
     return torch.stack(batch).numpy().astype(np.float32)
 
 
@@ -249,15 +262,15 @@ def prepare_float(src: Path, dst: Path, *, subpixel: bool = True, float_ends: bo
 
 
 def quantize_onnx(model: str | Path, out: str | Path, *, images: str | Path | None = None,
-                  pairs: str | Path | None = None, held_out_images: str | Path | None = None,
-                  held_out_pairs: str | Path | None = None, n_images: int = DEFAULT_IMAGES,
+                  data: str | Path | None = None, held_out_images: str | Path | None = None,
+                  held_out_data: str | Path | None = None, n_images: int = DEFAULT_IMAGES,
                   threshold: float = DEFAULT_THRESHOLD, fmt: str = "qdq", per_channel: bool = True,
                   method: str = "minmax", op_types=DEFAULT_OPS, subpixel: bool = True, float_ends: bool = True,
                   overwrite: bool = False) -> QuantizeResult:
     """Write an int8 version of the float export ``model`` to ``out`` (.onnx); see the module docs.
 
-    Calibrates on ``images`` or ``pairs`` (default: the model's training pairs),
-    at most ``n_images`` of them.  Raises :class:`QuantizeError` (nothing written)
+    Calibrates on ``images`` or the training-data folder ``data`` (default: the model's
+    training data, the images that feed the exported direction), at most ``n_images`` of them.  Raises :class:`QuantizeError` (nothing written)
     when the mean PSNR of int8 vs float outputs on them is below ``threshold`` dB.
     """
     import onnx
@@ -272,15 +285,17 @@ def quantize_onnx(model: str | Path, out: str | Path, *, images: str | Path | No
         raise ConfigError(f"the PSNR threshold must be between 0 and 100 dB, got {threshold}")
     meta = read_metadata(model)
     cfg = RunConfig.from_dict(json.loads(meta[ONNX_CONFIG_KEY]))
-    if images is None and pairs is None:
-        pairs = cfg.data.pairs
-        if not pairs or not Path(pairs).is_dir():
-            raise ConfigError(f"{model}: the training pairs it names ({pairs or 'none'}) are not here; "
+    direction = meta.get("direction") or None          # the generator this file holds
+    if images is None and data is None:
+        data = getattr(cfg.data, families.get(cfg.model.kind).data)
+        if not data or not Path(data).is_dir():
+            raise ConfigError(f"{model}: the training data it names ({data or 'none'}) is not here; "
                               "give calibration images")
-    inputs = load_inputs(cfg, images=images, pairs=pairs, limit=n_images)
+    inputs = load_inputs(cfg, images=images, data=data, direction=direction, limit=n_images)
     held = None
-    if held_out_images is not None or held_out_pairs is not None:
-        held = load_inputs(cfg, images=held_out_images, pairs=held_out_pairs, limit=max(n_images, 1000))
+    if held_out_images is not None or held_out_data is not None:
+        held = load_inputs(cfg, images=held_out_images, data=held_out_data, direction=direction,
+                           limit=max(n_images, 1000))
 
     settings = {"format": fmt, "per_channel": per_channel, "method": method, "ops": list(op_types or []),
                 "activations": "uint8", "weights": "int8", "calibration_images": len(inputs),

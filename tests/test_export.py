@@ -73,6 +73,24 @@ def test_raw_onnx_session_takes_any_size(tmp_path, exporter):
     assert np.abs(_run(tmp_path / "m.onnx", x) - tr(x).numpy()).max() <= 1e-4
 
 
+def test_cyclegan_export_takes_any_size_with_its_own_multiple(tmp_path):
+    """One direction of a CycleGAN model (ResNet generator, sizes multiples of 4): the raw graph takes
+    sizes that are not multiples of 4, as the Translator's pad policy on that direction does."""
+    ckpt = make_checkpoint(tmp_path / "c.pt", seed=8, kind="cyclegan")
+    res = export_onnx(ckpt, tmp_path / "c.onnx", exporter="torchscript", direction="BtoA")
+    assert res.checked[2][2:] == (39, 23) and res.max_abs_diff <= 1e-4
+    meta = {p.key: p.value for p in onnx.load(str(tmp_path / "c.onnx")).metadata_props}
+    assert meta["size_multiple"] == "4" and "multiple of 4" in meta["any_size"] and meta["direction"] == "BtoA"
+    tr = Translator.load(ckpt, device="cpu", policy="pad", direction="BtoA")
+    other = Translator.load(ckpt, device="cpu", policy="pad", direction="AtoB")
+    g = torch.Generator().manual_seed(2)
+    for shape in [(1, 3, 37, 50), (2, 3, 6, 9)]:
+        x = torch.rand(*shape, generator=g)
+        got = _run(tmp_path / "c.onnx", x)
+        assert got.shape == shape and np.abs(got - tr(x).numpy()).max() <= 1e-4, shape
+        assert np.abs(got - other(x).numpy()).max() > 1e-2            # the other generator differs
+
+
 def test_onnx_translate_matches_torch_translate(tmp_path):
     ckpt = make_checkpoint(tmp_path / "col.pt", colorization=True, seed=3)
     export_onnx(ckpt, tmp_path / "col.onnx", exporter="torchscript")

@@ -1,4 +1,4 @@
-"""int8 quantization of exported pix2pix models: the file, its accuracy gate, bad inputs."""
+"""int8 quantization of exported image-to-image models (pix2pix, CycleGAN): the file, its accuracy gate, bad inputs."""
 from __future__ import annotations
 
 import json
@@ -80,11 +80,11 @@ def test_calibrates_on_the_input_sides_of_pairs(tmp_path):
     ckpt = make_checkpoint(tmp_path / "t.pt", seed=2, direction="BtoA")
     export_onnx(ckpt, tmp_path / "t.onnx", exporter="torchscript")
     write_ab(tmp_path / "pairs", n=5, size=40)
-    r = quantize_onnx(tmp_path / "t.onnx", tmp_path / "t8.onnx", pairs=tmp_path / "pairs", n_images=3,
+    r = quantize_onnx(tmp_path / "t.onnx", tmp_path / "t8.onnx", data=tmp_path / "pairs", n_images=3,
                       threshold=0)
     assert r.images == 3 and np.isfinite(r.psnr_mean)
     cfg = Translator.load(tmp_path / "t.onnx").cfg
-    x = load_inputs(cfg, pairs=tmp_path / "pairs", limit=2)
+    x = load_inputs(cfg, data=tmp_path / "pairs", limit=2)
     assert x.shape == (2, 3, 32, 32) and x.dtype == np.float32
     # BtoA: the inputs are the right halves (the inverted images of conftest.write_ab)
     from PIL import Image
@@ -103,7 +103,7 @@ def test_bad_inputs_give_one_line_errors(float_model, tmp_path):
         (dict(model=src, out=tmp_path / "o.txt", images=calib), ConfigError, "must end in .onnx"),
         (dict(model=src, out=src, images=calib, overwrite=True), ConfigError, "would replace the float model"),
         (dict(model=src, out=tmp_path / "o.onnx", images=tmp_path / "nope"), DataError, "no such file or folder"),
-        (dict(model=src, out=tmp_path / "o.onnx"), ConfigError, "training pairs it names"),
+        (dict(model=src, out=tmp_path / "o.onnx"), ConfigError, "training data it names"),
         (dict(model=src, out=tmp_path / "o.onnx", images=calib, threshold=float("nan")), ConfigError,
          "threshold"),
         (dict(model=src, out=tmp_path / "o.onnx", images=calib, fmt="fp4"), ConfigError, "format"),
@@ -142,8 +142,36 @@ def test_dcgan_exports_are_refused(tmp_path):
     ckpt = make_checkpoint(tmp_path / "g.pt", kind="dcgan", image_size=32)
     export_onnx(ckpt, tmp_path / "g.onnx", exporter="torchscript")
     write_images(tmp_path / "imgs", [(32, 32)])
-    with pytest.raises(ConfigError, match="a dcgan model; int8 quantization is for pix2pix"):
+    with pytest.raises(ConfigError, match="a dcgan model draws from noise; int8 quantization is for image-to-image"):
         quantize_onnx(tmp_path / "g.onnx", tmp_path / "g8.onnx", images=tmp_path / "imgs")
+
+
+def test_cyclegan_export_quantizes_one_direction_calibrated_on_its_domain(tmp_path):
+    """A CycleGAN BtoA export: calibrated on the B/ images of an unpaired folder; the ResNet's
+    ConvTransposes stay float, its convolutions become int8; any size still works."""
+    ckpt = make_checkpoint(tmp_path / "c.pt", seed=6, kind="cyclegan")
+    export_onnx(ckpt, tmp_path / "c.onnx", exporter="torchscript", direction="BtoA")
+    write_images(tmp_path / "u" / "A", [(40, 30), (32, 32)], seed=2)
+    write_images(tmp_path / "u" / "B", [(50, 50), (33, 70), (80, 60)], seed=3)
+    r = quantize_onnx(tmp_path / "c.onnx", tmp_path / "c8.onnx", data=tmp_path / "u", threshold=0)
+    assert r.images == 3 and np.isfinite(r.psnr_mean)                       # the three B images
+    cfg = Translator.load(tmp_path / "c.onnx").cfg
+    b = load_inputs(cfg, images=tmp_path / "u" / "B")
+    assert np.array_equal(load_inputs(cfg, data=tmp_path / "u", direction="BtoA"), b)
+    assert len(load_inputs(cfg, data=tmp_path / "u", direction="AtoB")) == 2
+    p = psnr(_run(tmp_path / "c8.onnx", b), _run(tmp_path / "c.onnx", b))
+    assert p.mean() == pytest.approx(r.psnr_mean, abs=1e-3) and p.mean() < 100
+    proto = onnx.load(str(tmp_path / "c8.onnx"))
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops.count("ConvTranspose") == 2 and "QuantizeLinear" in ops
+    int8 = [w for w in proto.graph.initializer if w.data_type == onnx.TensorProto.INT8 and len(w.dims) == 4]
+    assert len(int8) == ops.count("Conv") - 2                                 # all but the first and last
+    meta = {m.key: m.value for m in proto.metadata_props}
+    assert meta["direction"] == "BtoA"
+    tr = Translator.load(tmp_path / "c8.onnx")
+    assert tr.direction == "BtoA"
+    y = _run(tmp_path / "c8.onnx", np.random.default_rng(0).random((1, 3, 37, 50), dtype=np.float32))
+    assert y.shape == (1, 3, 37, 50)
 
 
 def test_cli_export_quantize_int8(tmp_path, capsys):

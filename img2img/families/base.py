@@ -40,6 +40,9 @@ A new family provides:
   ``directions(cfg)`` -- the directions a conditional model translates (the
   first is the default; a CycleGAN model has two);
   ``example_inputs(cfg)`` -- inputs for the export's parity check;
+  ``input_images(cfg, root, direction)`` -- (conditional families) the images a training-data
+  folder ``root`` feeds the generator of ``direction``: (how many, a function loading the
+  i-th as uint8 RGB (H, W, 3)); int8 quantization calibrates on them;
   ``size_multiple(cfg)`` -- image sides must be multiples of this;
   ``loaded(G, cfg, state)`` -- a generator just loaded from a checkpoint, made
   ready for use.
@@ -63,7 +66,9 @@ A new family provides:
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
+
+import numpy as np
 
 import torch
 import torch.nn as nn
@@ -124,6 +129,10 @@ class Family:
 
     @classmethod
     def example_inputs(cls, cfg: RunConfig, seed: int = 0) -> list[Tensor]:
+        raise NotImplementedError
+
+    @classmethod
+    def input_images(cls, cfg: RunConfig, root, direction: str) -> tuple[int, Callable[[int], np.ndarray]]:
         raise NotImplementedError
 
     @classmethod
