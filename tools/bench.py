@@ -35,6 +35,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -69,7 +70,7 @@ def make_pairs(folder: Path, n: int, size: int = 256) -> Path:
     return folder
 
 
-def bench_train(pairs: Path, steps: int, fast: bool) -> dict:
+def bench_train(pairs: Path, steps: int, fast: bool, out: Path) -> dict:
     """Median seconds per pix2pix step.  ``fast=False`` is the usual implementation's way of
     running the same networks: torch's own convolution kernels everywhere and PyTorch's default
     (for-each) Adam, i.e. without img2img's two speed levers."""
@@ -79,7 +80,7 @@ def bench_train(pairs: Path, steps: int, fast: bool) -> dict:
     from img2img.families import make_config
     from img2img.gan.trainer import Trainer
 
-    tr = Trainer(make_config(pairs=str(pairs), out=tempfile.mkdtemp(), progress=False, device="cpu",
+    tr = Trainer(make_config(pairs=str(pairs), out=str(out), progress=False, device="cpu",
                              cpu_matmul=fast))
     if not fast:                        # the usual implementation's optimiser: PyTorch's default Adam
         t = tr.cfg.train
@@ -163,11 +164,18 @@ def main(argv=None) -> int:
     fig: dict = {"torch": torch.__version__, "threads": torch.get_num_threads()}
     fig["matmul_gflops"] = matmul_gflops()
     work = Path(tempfile.mkdtemp(prefix="img2img-bench-"))
+    try:
+        return _run(args, fig, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, fig: dict, work: Path) -> int:
     pairs = make_pairs(work / "pairs", 4)
-    fig["train"] = bench_train(pairs, args.steps, fast=True)
+    fig["train"] = bench_train(pairs, args.steps, fast=True, out=work / "train_fast")
     fig["g_forward_gflop"] = g_forward_gflop()
     if not args.skip_baseline:
-        fig["train_baseline"] = bench_train(pairs, args.steps, fast=False)
+        fig["train_baseline"] = bench_train(pairs, args.steps, fast=False, out=work / "train_baseline")
     fig["matmul_gflops_after"] = matmul_gflops()
 
     if not args.skip_translate:
@@ -187,7 +195,7 @@ def main(argv=None) -> int:
             backends["onnxruntime"] = work / "model.onnx"
             if not args.no_int8:
                 from img2img.quantize import quantize_onnx
-                quantize_onnx(work / "model.onnx", work / "model.int8.onnx", pairs=pairs, threshold=0.0)
+                quantize_onnx(work / "model.onnx", work / "model.int8.onnx", data=pairs, threshold=0.0)
                 backends["onnxruntime int8"] = work / "model.int8.onnx"
         except Exception as e:  # noqa: BLE001 - onnx extras missing
             print(f"(ONNX Runtime backends skipped: {e})", file=sys.stderr)

@@ -7,8 +7,17 @@
 ``REF_DIR`` is a checkout of the widely used PyTorch implementation
 (junyanz/pytorch-CycleGAN-and-pix2pix, or a fork carrying its unchanged
 ``train.py``, ``test.py``, ``models/``, ``data/``, ``options/``, ``util/``);
-it needs ``dominate`` installed beside torch.  Nothing of it is copied here:
-its scripts are run as they are, as subprocesses.
+nothing of it is copied here: its scripts are run as they are, as
+subprocesses, with this Python.
+
+Its requirements.txt names dominate, visdom and wandb beside torch.  With
+the options below only ``dominate`` is imported (``util/html.py``, for the
+result page of test.py); visdom only with ``--display_id`` > 0 and wandb
+only with ``--use_wandb`` (its import is guarded).  When ``dominate`` is not
+installed, a stand-in module that accepts its calls and renders an empty page
+is written into the temporary work folder and put on the reference's
+PYTHONPATH only (never into the reference or the environment); the table then
+says so, since test.py writes an empty index.html instead of its page.
 
 What is timed, each as a fresh process, interleaved (reference, then ours,
 for N and then M, ``--rounds`` times) so that load changes hit both alike:
@@ -68,10 +77,6 @@ def check_reference(ref: Path) -> str:
     if missing:
         raise BenchError(f"{ref}: not a pytorch-CycleGAN-and-pix2pix checkout (missing {', '.join(missing)})")
     try:
-        import dominate  # noqa: F401  - the reference's util/html.py needs it
-    except ImportError:
-        raise BenchError("the reference code needs the 'dominate' package: pip install dominate") from None
-    try:
         out = subprocess.run(["git", "-C", str(ref), "rev-parse", "HEAD"], capture_output=True, text=True,
                              timeout=30)
         return out.stdout.strip()[:12] or "unknown"
@@ -79,14 +84,63 @@ def check_reference(ref: Path) -> str:
         return "unknown"
 
 
+# -- the reference's requirements ------------------------------------------------------------
+# dominate's API as the reference's util/html.py uses it: document(title=), .head, .add(), .render(),
+# and tags used as context managers; everything is accepted and nothing is rendered
+DOMINATE_STUB = {
+    "__init__.py": '"""Stand-in for dominate, written by img2img tools/bench_reference.py (dominate is not '
+                   'installed): accepts the calls, renders an empty page."""\n'
+                   "from .tags import _Tag\n\n\n"
+                   "class document(_Tag):\n"
+                   "    def __init__(self, *args, **kwargs):\n"
+                   "        self.head = _Tag()\n\n"
+                   "    def render(self, *args, **kwargs):\n"
+                   "        return ''\n",
+    "tags.py": "class _Tag:\n"
+               "    def __init__(self, *args, **kwargs):\n"
+               "        pass\n\n"
+               "    def __enter__(self):\n"
+               "        return self\n\n"
+               "    def __exit__(self, *exc):\n"
+               "        return False\n\n"
+               "    def add(self, *children):\n"
+               "        return children[0] if len(children) == 1 else children\n\n\n"
+               "meta = h3 = table = tr = td = p = a = img = br = _Tag\n",
+}
+
+
+def reference_requirements(stub_root: Path) -> tuple[dict[str, str], Path | None]:
+    """({package: how the reference gets it}, a folder to put on its PYTHONPATH or None).
+
+    Writes the dominate stand-in under ``stub_root`` when dominate is not installed.
+    """
+    import importlib.metadata as md
+    how = {"visdom": "not imported (--display_id 0)", "wandb": "not imported (no --use_wandb; guarded import)"}
+    try:
+        import dominate  # noqa: F401  - the reference's util/html.py needs it
+        how["dominate"] = f"installed ({md.version('dominate')})"
+        return how, None
+    except ImportError:
+        pkg = stub_root / "dominate"
+        pkg.mkdir(parents=True, exist_ok=True)
+        for name, text in DOMINATE_STUB.items():
+            (pkg / name).write_text(text)
+        how["dominate"] = ("not installed: a stand-in module on the reference's PYTHONPATH (bench work folder); "
+                           "its test.py writes an empty index.html")
+        return how, stub_root
+
+
 class Programs:
     """Command lines of the reference and of img2img, all writing under ``work``."""
 
-    def __init__(self, ref: Path, work: Path):
+    def __init__(self, ref: Path, work: Path, stubs: Path | None = None):
         self.ref, self.work = ref, work
         self.py = sys.executable
-        self.env = {**os.environ, "PYTHONPYCACHEPREFIX": str(work / "pycache"), "PYTHONUNBUFFERED": "1"}
-        self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+        base = {**os.environ, "PYTHONPYCACHEPREFIX": str(work / "pycache"), "PYTHONUNBUFFERED": "1"}
+        # ours: this checkout's img2img first; the reference: its own folder (the script's) and any stand-ins
+        self.env = {**base, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        self.ref_env = {**base, "PYTHONPATH": os.pathsep.join(filter(None, [str(stubs) if stubs else None,
+                                                                             os.environ.get("PYTHONPATH")]))}
         self.ckpt = work / "ref_checkpoints"
 
     def ref_train(self, dataroot: Path, steps: int, name: str, save: bool = False) -> list[str]:
@@ -114,9 +168,10 @@ class Programs:
         """Run ``cmd`` in ``work``; its wall-clock seconds.  Raises BenchError with its last output line."""
         log = self.work / "logs" / f"{what}.log"
         log.parent.mkdir(exist_ok=True)
+        env = self.ref_env if len(cmd) > 1 and cmd[1].startswith(str(self.ref)) else self.env   # its scripts
         t = time.perf_counter()
         with open(log, "w") as f:
-            rc = subprocess.run(cmd, cwd=self.work, env=self.env, stdout=f, stderr=subprocess.STDOUT).returncode
+            rc = subprocess.run(cmd, cwd=self.work, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
         wall = time.perf_counter() - t
         if rc != 0:
             lines = [x for x in log.read_text(errors="replace").splitlines() if x.strip()]
@@ -179,15 +234,19 @@ def run_reference_bench(ref: str | Path, *, steps=(5, 25), images=(5, 55), round
 
 
 def _bench(ref, commit, work, n_s, m_s, n_i, m_i, rounds, pairs, model, batch_sizes, int8, log) -> dict:
-    prog = Programs(ref, work)
+    needs, stubs = reference_requirements(work / "stubs")
+    prog = Programs(ref, work, stubs)
     src = Path(pairs).resolve() if pairs else None
     train_root = make_dataroot(src, m_s + 1, work)      # one more than M: neither run reaches an epoch end
-    photos = {k: make_photos(train_root, k, work / f"photos_{k}") for k in (1, n_i, m_i)}
+    photos = {k: make_photos(train_root, k, work / f"photos_{k}") for k in sorted({1, n_i, m_i})}
     fig: dict = {"reference": str(ref), "reference_commit": commit, "steps": [n_s, m_s], "images": [n_i, m_i],
-                 "rounds": rounds, "pairs": str(src) if src else "synthetic", "cpu_count": os.cpu_count()}
+                 "rounds": rounds, "pairs": str(src) if src else "synthetic", "cpu_count": os.cpu_count(),
+                 "reference_requirements": needs}
 
     # -- untimed set-up: a reference checkpoint, our model and its ONNX files --------------------
     log(f"reference bench: {ref} (commit {commit}); work folder {work}")
+    for name, how in needs.items():
+        log(f"  reference needs {name}: {how}")
     log("  set-up: reference model (1 step), img2img model, ONNX export" + (", int8" if int8 else ""))
     prog.run(prog.ref_train(train_root.parent, 1, "model", save=True), "setup_ref_model")
     if model is None:
@@ -239,12 +298,12 @@ def _difference(walls: dict[int, list[float]], n: int, m: int) -> dict:
 
 def _quantize(onnx_path: Path, out: Path, train_root: Path, trained: bool) -> dict:
     """int8 model calibrated on the model's training pairs (or the bench's); its accuracy."""
+    from img2img.inference import ONNX_CONFIG_KEY
     from img2img.quantize import quantize_onnx, read_metadata
-    from img2img.translate import ONNX_CONFIG_KEY
     cfg_pairs = json.loads(read_metadata(onnx_path)[ONNX_CONFIG_KEY])["data"].get("pairs")
     calib = cfg_pairs if trained and cfg_pairs and Path(cfg_pairs).is_dir() else str(train_root)
     t = time.perf_counter()
-    r = quantize_onnx(onnx_path, out, pairs=calib, threshold=0.0)
+    r = quantize_onnx(onnx_path, out, data=calib, threshold=0.0)
     res = {"psnr_mean": r.psnr_mean, "psnr_min": r.psnr_min, "images": r.images, "calibration": calib,
            "seconds": time.perf_counter() - t, "settings": r.settings, "trained_model": trained}
     res["summary"] = (f"PSNR vs float {r.psnr_mean:.1f} dB mean, {r.psnr_min:.1f} min over {r.images} "
@@ -262,6 +321,8 @@ def rows(fig: dict) -> list[tuple[str, str, str]]:
     out = [(f"reference: {fig['reference']} @ {fig['reference_commit']}",
             f"difference method, steps {fig['steps'][0]}/{fig['steps'][1]}, "
             f"images {fig['images'][0]}/{fig['images'][1]}, {fig['rounds']} round(s)", "whole processes")]
+    for name, how in fig.get("reference_requirements", {}).items():
+        out.append((f"reference needs {name}", how, ""))
     t = fig["train"]
     ref = t["reference train.py"]["per_unit_s"]
     for label, r in t.items():
@@ -279,6 +340,9 @@ def rows(fig: dict) -> list[tuple[str, str, str]]:
                     cmp))
     if "int8" in fig:
         out.append(("int8 model accuracy", fig["int8"]["summary"], ""))
+    ours = t["img2img train"]["per_unit_s"]
+    out.append(("STEP RATIO reference / img2img", f"{t['reference train.py']['per_unit_s'] / ours:.2f}x"
+                if ours > 0 else "n/a (img2img figure not positive)", "difference method, same run"))
     noisy = [label for part in ("train", "translate") for label, r in fig[part].items() if r["per_unit_s"] <= 0]
     if noisy:
         out.append(("WARNING", f"{len(noisy)} figure(s) not positive: the load changed more than M - N units "
