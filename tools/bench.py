@@ -2,7 +2,7 @@
 
     python tools/bench.py [--json FILE] [--steps 8] [--images 32] [--skip-translate]
     python tools/bench.py --reference REF_DIR [--ref-steps 5 25] [--ref-images 5 55] [--ref-rounds 2]
-                          [--pairs DIR] [--model RUN]
+                          [--pairs DIR] [--model RUN | --model-steps K]
 
 Prints one table; every time is also given as a ratio to the machine's own
 float32 matrix-multiply speed measured in the same run, so figures from a busy
@@ -156,6 +156,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.reference:
         args.skip_baseline = True
+        if args.model and args.model_steps != 1:
+            p.error("give a trained model (--model) or the steps to train one (--model-steps), not both")
         try:
             bench_reference.check_reference(Path(args.reference))
         except bench_reference.BenchError as e:
@@ -228,7 +230,8 @@ def _run(args: argparse.Namespace, fig: dict, work: Path) -> int:
         try:
             fig["reference"] = bench_reference.run_reference_bench(
                 args.reference, steps=args.ref_steps, images=args.ref_images, rounds=args.ref_rounds,
-                pairs=args.pairs, model=args.model, int8=not args.no_int8, log=lambda s: print(s, file=sys.stderr))
+                pairs=args.pairs, model=args.model, model_steps=args.model_steps, int8=not args.no_int8,
+                log=lambda s: print(s, file=sys.stderr))
         except bench_reference.BenchError as e:
             print(f"bench: error: {e}", file=sys.stderr)
             return 1

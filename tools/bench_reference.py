@@ -1,7 +1,7 @@
 """img2img beside the reference pix2pix code, timed as whole processes in one run.
 
     python tools/bench_reference.py REF_DIR [--steps 5 25] [--images 5 55] [--rounds 2]
-                                            [--pairs DIR] [--model RUN] [--json FILE]
+                                            [--pairs DIR] [--model RUN | --model-steps K] [--json FILE]
 
 (``tools/bench.py --reference REF_DIR`` runs this after its own rows.)
 ``REF_DIR`` is a checkout of the widely used PyTorch implementation
@@ -216,9 +216,14 @@ def make_photos(train: Path, count: int, dst: Path) -> Path:
 
 # -- the benchmark ----------------------------------------------------------------------------
 def run_reference_bench(ref: str | Path, *, steps=(5, 25), images=(5, 55), rounds: int = 2,
-                        pairs: str | Path | None = None, model: str | Path | None = None,
+                        pairs: str | Path | None = None, model: str | Path | None = None, model_steps: int = 1,
                         batch_sizes=(1, 8), int8: bool = True, log=print) -> dict:
-    """Time the reference and img2img side by side (see the module docs); returns the figures."""
+    """Time the reference and img2img side by side (see the module docs); returns the figures.
+
+    The img2img model translated (and quantized) is ``model``, or one trained here (untimed)
+    for ``model_steps`` steps on ``pairs`` (default 1 step: enough for timing, not for the
+    int8 accuracy figure).
+    """
     ref = Path(ref).resolve()
     commit = check_reference(ref)
     (n_s, m_s), (n_i, m_i) = steps, images
@@ -226,14 +231,20 @@ def run_reference_bench(ref: str | Path, *, steps=(5, 25), images=(5, 55), round
         raise BenchError(f"need 0 < N < M for steps and images, got {steps} and {images}")
     if rounds < 1:
         raise BenchError(f"rounds must be at least 1, got {rounds}")
+    if model_steps < 1:
+        raise BenchError(f"model steps must be at least 1, got {model_steps}")
+    if model is not None and model_steps != 1:
+        raise BenchError("give a trained model (--model) or the steps to train one (--model-steps), not both")
     work = Path(tempfile.mkdtemp(prefix="img2img-refbench-"))
     try:
-        return _bench(ref, commit, work, n_s, m_s, n_i, m_i, rounds, pairs, model, batch_sizes, int8, log)
+        return _bench(ref, commit, work, n_s, m_s, n_i, m_i, rounds, pairs, model, model_steps, batch_sizes, int8,
+                      log)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _bench(ref, commit, work, n_s, m_s, n_i, m_i, rounds, pairs, model, batch_sizes, int8, log) -> dict:
+def _bench(ref, commit, work, n_s, m_s, n_i, m_i, rounds, pairs, model, model_steps, batch_sizes, int8,
+           log) -> dict:
     needs, stubs = reference_requirements(work / "stubs")
     prog = Programs(ref, work, stubs)
     src = Path(pairs).resolve() if pairs else None
@@ -247,13 +258,15 @@ def _bench(ref, commit, work, n_s, m_s, n_i, m_i, rounds, pairs, model, batch_si
     log(f"reference bench: {ref} (commit {commit}); work folder {work}")
     for name, how in needs.items():
         log(f"  reference needs {name}: {how}")
-    log("  set-up: reference model (1 step), img2img model, ONNX export" + (", int8" if int8 else ""))
+    what = "given" if model is not None else f"{model_steps} step(s) on {src or 'the synthetic pairs'}"
+    log(f"  set-up: reference model (1 step), img2img model ({what}), ONNX export" + (", int8" if int8 else ""))
     prog.run(prog.ref_train(train_root.parent, 1, "model", save=True), "setup_ref_model")
     if model is None:
-        prog.run(prog.ours_train(train_root, 1, work / "ours_model"), "setup_ours_model")
-        model_path, trained = work / "ours_model", False
+        prog.run(prog.ours_train(src or train_root, model_steps, work / "ours_model"), "setup_ours_model")
+        model_path, trained = work / "ours_model", model_steps > 1
     else:
         model_path, trained = Path(model).resolve(), True
+    fig["model"] = str(model) if model is not None else f"trained here, {model_steps} step(s)"
     onnx_path = work / "model.onnx"
     prog.run([prog.py, "-m", "img2img", "export", str(model_path), str(onnx_path)], "setup_export")
     backends = [("torch", model_path), ("onnx", onnx_path)]
@@ -307,8 +320,8 @@ def _quantize(onnx_path: Path, out: Path, train_root: Path, trained: bool) -> di
     res = {"psnr_mean": r.psnr_mean, "psnr_min": r.psnr_min, "images": r.images, "calibration": calib,
            "seconds": time.perf_counter() - t, "settings": r.settings, "trained_model": trained}
     res["summary"] = (f"PSNR vs float {r.psnr_mean:.1f} dB mean, {r.psnr_min:.1f} min over {r.images} "
-                      f"calibration images" + ("" if trained else
-                                               " (1-step model: not an accuracy figure; pass --model RUN)"))
+                      f"calibration images" + ("" if trained else " (1-step model: not an accuracy figure; "
+                                                                  "pass --model RUN or --model-steps K)"))
     return res
 
 
@@ -328,26 +341,31 @@ def rows(fig: dict) -> list[tuple[str, str, str]]:
     for label, r in t.items():
         s = r["per_unit_s"]
         spread = ", ".join(f"{x:.3f}" for x in r["per_round"])
-        cmp = "1.00 (reference)" if label.startswith("reference") else f"reference / this = {ref / s:.2f}x"
+        cmp = "1.00 (reference)" if label.startswith("reference") else f"reference / this = {_ratio(ref, s)}"
         out.append((f"train step 256^2, {label}", f"{s:.3f} s/step (rounds: {spread}); fixed {r['fixed_s']:.1f} s",
                     cmp))
     tr = fig["translate"]
     ref = tr["reference test.py"]["per_unit_s"]
     for label, r in tr.items():
         s = r["per_unit_s"]
-        cmp = "1.00 (reference)" if label.startswith("reference") else f"reference / this = {ref / s:.2f}x"
+        cmp = "1.00 (reference)" if label.startswith("reference") else f"reference / this = {_ratio(ref, s)}"
         out.append((f"translate 256^2 PNG, {label}", f"{s:.3f} s/image ({1 / s:.1f}/s); fixed {r['fixed_s']:.1f} s",
                     cmp))
     if "int8" in fig:
         out.append(("int8 model accuracy", fig["int8"]["summary"], ""))
-    ours = t["img2img train"]["per_unit_s"]
-    out.append(("STEP RATIO reference / img2img", f"{t['reference train.py']['per_unit_s'] / ours:.2f}x"
-                if ours > 0 else "n/a (img2img figure not positive)", "difference method, same run"))
+    out.append(("STEP RATIO reference / img2img",
+                _ratio(t["reference train.py"]["per_unit_s"], t["img2img train"]["per_unit_s"]),
+                "difference method, same run"))
     noisy = [label for part in ("train", "translate") for label, r in fig[part].items() if r["per_unit_s"] <= 0]
     if noisy:
         out.append(("WARNING", f"{len(noisy)} figure(s) not positive: the load changed more than M - N units "
                                "take; use a larger M - N, more rounds or an idle machine", ""))
     return out
+
+
+def _ratio(ref: float, ours: float) -> str:
+    """``ref / ours`` as "1.23x", or n/a when either figure is not positive (too noisy to divide)."""
+    return f"{ref / ours:.2f}x" if ref > 0 and ours > 0 else "n/a (a figure is not positive)"
 
 
 def print_rows(rows_: list[tuple[str, str, str]]) -> None:
@@ -366,6 +384,9 @@ def add_arguments(p: argparse.ArgumentParser, prefix: str = "") -> None:
                                                   "(default: synthetic 256x512 pairs)")
     p.add_argument("--model", metavar="RUN", help="a trained img2img run for the translation rows and the int8 "
                                                   "accuracy (default: a 1-step model)")
+    p.add_argument("--model-steps", type=int, default=1, metavar="K",
+                   help="without --model: train the img2img model for the translation rows and the int8 accuracy "
+                        "for K steps on --pairs, untimed (default: 1, enough for timing only)")
     p.add_argument("--no-int8", action="store_true", help="skip the int8 ONNX model")
 
 
@@ -377,7 +398,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         fig = run_reference_bench(args.reference, steps=args.steps, images=args.images, rounds=args.rounds,
-                                  pairs=args.pairs, model=args.model, int8=not args.no_int8,
+                                  pairs=args.pairs, model=args.model, model_steps=args.model_steps,
+                                  int8=not args.no_int8,
                                   log=lambda s: print(s, file=sys.stderr))
     except BenchError as e:
         print(f"bench_reference: error: {e}", file=sys.stderr)
