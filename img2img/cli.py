@@ -608,12 +608,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def _add_export_parser(sub) -> None:
     x = sub.add_parser("export", formatter_class=_Formatter,
                        help="export a generator to ONNX (RGB in/out, verified against torch)",
-                       description="Export the generator of MODEL to a self-contained ONNX file: pix2pix takes "
-                                   "and returns (N, 3, H, W) RGB in [0, 1] (color conversion inside), "
-                                   "dcgan/mlp take noise (N, z_dim). The file is checked with onnxruntime "
-                                   "against torch (max abs diff <= 1e-4) before it is written.",
-                       epilog="example:\n  img2img export runs/sil weights/sil.onnx\n"
-                              "  img2img translate weights/sil.onnx photos/ out/\n")
+                       description="Export the generator of MODEL to a self-contained ONNX file: pix2pix and "
+                                   "cyclegan (one direction) take and return (N, 3, H, W) RGB in [0, 1] of any H "
+                                   "and W (color conversion and padding inside), dcgan/mlp take noise (N, z_dim). "
+                                   "The file is checked with onnxruntime against torch (max abs diff <= 1e-4) "
+                                   "before it is written. --quantize int8 writes an int8 model instead, checked "
+                                   "against the float one on calibration images.",
+                       epilog="examples:\n  img2img export runs/sil weights/sil.onnx\n"
+                              "  img2img translate weights/sil.onnx photos/ out/\n"
+                              "  img2img export runs/sil weights/sil.int8.onnx --quantize int8 --calibration photos/\n")
     x.add_argument("model", metavar="MODEL", help="run folder, model.pt or latest.pt")
     x.add_argument("out", metavar="OUT.onnx", help="the ONNX file to write")
     x.add_argument("--opset", type=int, default=DEFAULT_OPSET, metavar="N", help=f"ONNX opset (default: {DEFAULT_OPSET})")
@@ -622,20 +625,50 @@ def _add_export_parser(sub) -> None:
     x.add_argument("--direction", choices=DIRECTIONS,
                    help="cyclegan: which generator to export, AtoB (default) or BtoA")
     x.add_argument("--overwrite", action="store_true", help="replace an existing OUT.onnx")
+    q = x.add_argument_group("int8 (image-to-image models, ONNX Runtime static quantization)")
+    q.add_argument("--quantize", choices=["int8"], help="write an int8 model to OUT.onnx instead of the float one")
+    q.add_argument("--calibration", metavar="DIR", help="images the model will be given, for the int8 ranges and "
+                                                        "the accuracy check (default: the run's training data: the images "
+                                                        "that feed the exported direction)")
+    q.add_argument("--calibration-images", type=int, default=32, metavar="N",
+                   help="at most N calibration images (default: 32)")
+    q.add_argument("--min-psnr", type=float, default=35.0, metavar="DB",
+                   help="refuse to write the int8 model if its output differs from the float model's by "
+                        "less than DB dB PSNR on the calibration images (default: 35)")
     x.set_defaults(func=cmd_export)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from .config import ConfigError
     from .export import ExportError, export_onnx
-    try:
-        result = export_onnx(args.model, args.out, opset=args.opset, overwrite=args.overwrite,
-                             exporter=args.exporter, direction=args.direction)
-    except ExportError as e:
-        print(f"img2img export: error: {e}", file=sys.stderr)
-        return 1
-    for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
-    print(result, file=sys.stderr)
+    from .quantize import QuantizeError, quantize_onnx
+    if args.quantize and not args.out.lower().endswith(".onnx"):
+        raise ConfigError(f"{args.out}: the output file name must end in .onnx")
+    if args.quantize and Path(args.out).exists() and not args.overwrite:
+        raise ConfigError(f"{args.out}: exists; pass --overwrite to replace it")
+    with tempfile.TemporaryDirectory(prefix="img2img-export-") as tmp:
+        target = Path(tmp) / "float.onnx" if args.quantize else args.out
+        try:
+            result = export_onnx(args.model, target, opset=args.opset, overwrite=args.overwrite,
+                                 exporter=args.exporter, direction=args.direction)
+        except ExportError as e:
+            print(f"img2img export: error: {e}", file=sys.stderr)
+            return 1
+        for note in result.notes:
+            print(f"note: {note}", file=sys.stderr)
+        print(str(result).replace(f"wrote {target}", "float model exported") if args.quantize else result,
+              file=sys.stderr)
+        if args.quantize:
+            try:
+                q = quantize_onnx(target, args.out, images=args.calibration, n_images=args.calibration_images,
+                                  threshold=args.min_psnr, overwrite=args.overwrite)
+            except QuantizeError as e:
+                print(f"img2img export: error: {e}", file=sys.stderr)
+                return 1
+            print(q, file=sys.stderr)
     return 0
 
 

@@ -2,14 +2,23 @@
 
 The exported graph is self-contained:
 
-* pix2pix: input ``image`` (N, 3, H, W) float32 RGB in [0, 1] -> output
-  ``output`` (N, 3, H, W) RGB in [0, 1].  The color handling the model was
-  trained with is inside the graph (RGB -> Lab in and Lab -> RGB out for Lab
-  models; for colorization the L of the input is taken in and recombined
+* image-to-image models (pix2pix; CycleGAN, one direction's generator, picked
+  with ``direction``): input ``image`` (N, 3, H, W) float32 RGB in [0, 1] ->
+  output ``output`` (N, 3, H, W) RGB in [0, 1].  The color handling the model
+  was trained with is inside the graph (RGB -> Lab in and Lab -> RGB out for
+  Lab models; for colorization the L of the input is taken in and recombined
   with the predicted ab; gray conversion for 1-channel models).  N, H and W
-  are dynamic; H and W must be multiples of 2^depth (``size_multiple`` in
-  the metadata) -- ``img2img translate model.onnx ...`` resizes or pads for
-  you, exactly as with the PyTorch model.
+  are dynamic, and H and W may be anything: inside the graph the image is
+  padded at the bottom and right (edge pixels repeated) to a multiple of the
+  family's size multiple (``size_multiple`` in the metadata: 2^depth for the
+  U-Net, 4 for the ResNet generators), translated and cropped back --
+  ``img2img translate``'s ``pad`` policy, at the image's own resolution.
+  ``img2img translate model.onnx ...`` (default policy ``resize``) feeds it
+  images already resized to the training size, where the padding is a no-op,
+  exactly as with the PyTorch model.  For the same result as ``resize`` from
+  a raw ONNX Runtime session, resize to ``image_size``² first and back after.
+  The U-Net's up-sampling layers are written as sub-pixel convolutions
+  (:mod:`img2img.onnxgraph`): the same function, faster in ONNX Runtime.
 * DCGAN / MLP GAN: input ``z`` (N, z_dim) noise -> output ``image``
   (N, 3, S, S) RGB in [0, 1]; N is dynamic.
 
@@ -20,7 +29,8 @@ statistics.  The model's metadata holds the img2img config (JSON), the opset,
 the input kind and the measured parity.
 
 Every export is verified before the file appears: ONNX Runtime and PyTorch
-run the same inputs (two batch sizes and two spatial sizes) and the maximum
+run the same inputs (two batch sizes; for images three spatial sizes, one not a
+multiple of ``size_multiple``) and the maximum
 absolute difference must be at most ``atol`` (1e-4), otherwise
 :class:`ExportError` is raised and nothing is written.
 """
@@ -36,6 +46,7 @@ import torch
 
 from . import families
 from .config import DEFAULT_OPSET, EXPORTERS, ConfigError, RunConfig
+from .families.wrappers import PadToMultiple
 from .files import atomic_path, first_line
 from .inference import ONNX_CONFIG_KEY, load_generator
 
@@ -52,6 +63,7 @@ class ExportResult:
     checked: list[tuple[int, ...]] = field(default_factory=list)   # input shapes compared
     exporter: str = "dynamo"
     notes: list[str] = field(default_factory=list)
+    rewritten: list[str] = field(default_factory=list)               # ConvTransposes written as sub-pixel convs
 
     def __str__(self) -> str:
         shapes = ", ".join("x".join(map(str, s)) for s in self.checked)
@@ -60,20 +72,27 @@ class ExportResult:
 
 
 def wrap_generator(G: torch.nn.Module, cfg: RunConfig, direction: str | None = None) -> torch.nn.Module:
-    """The generator as the self-contained function that is exported (eval mode, dropout off);
+    """The generator as the self-contained function that is exported (eval mode, dropout off):
+    the family's ``export_module`` (image-to-image models take any H and W);
     ``direction`` picks one of a CycleGAN model's two generators."""
-    return families.get(cfg.model.kind).inference_module(G, cfg, direction).eval()
+    return families.get(cfg.model.kind).export_module(G, cfg, direction).eval()
 
 
 def example_inputs(cfg: RunConfig, seed: int = 0) -> list[torch.Tensor]:
-    """Inputs for the parity check: two batch sizes (and, for image inputs, two spatial sizes)."""
+    """Inputs for the parity check: two batch sizes (and, for image inputs, three spatial sizes,
+    the last not a multiple of the family's size multiple)."""
     return families.get(cfg.model.kind).example_inputs(cfg, seed)
 
 
 def export_onnx(model: str | Path, out: str | Path, *, opset: int = DEFAULT_OPSET, atol: float = 1e-4,
                 verify: bool = True, overwrite: bool = False, exporter: str = "dynamo",
-                direction: str | None = None) -> ExportResult:
+                direction: str | None = None, subpixel: bool = True) -> ExportResult:
     """Export the generator of ``model`` (run folder, model.pt or latest.pt) to ``out`` (.onnx).
+
+    ``subpixel``: up-sampling ConvTransposes (4x4, stride 2: the U-Net's, DCGAN's)
+    are written as four 2x2 convolutions each (:mod:`img2img.onnxgraph`: the same function, which ONNX
+    Runtime runs with its blocked Conv kernels instead of its slow ConvTranspose,
+    and the form int8 quantization needs).
 
     Verifies the file with ONNX Runtime against PyTorch (max abs diff <= ``atol``)
     before it is moved into place; raises :class:`ExportError` otherwise.
@@ -117,8 +136,12 @@ def export_onnx(model: str | Path, out: str | Path, *, opset: int = DEFAULT_OPSE
             except Exception as e2:  # noqa: BLE001
                 raise ExportError(f"{out}: ONNX export failed ({first_line(e2)})") from None
         proto = onnx.load(str(tmp))
+        if subpixel:
+            from .onnxgraph import subpixel_conv_transpose
+            result.rewritten = subpixel_conv_transpose(proto)
         actual_opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), opset)
         result.opset = actual_opset
+        any_hw = ", any H and W" if isinstance(module, PadToMultiple) else ""
         meta = {
             ONNX_CONFIG_KEY: json.dumps(cfg.to_dict()),
             "img2img_version": _version(),
@@ -128,11 +151,15 @@ def export_onnx(model: str | Path, out: str | Path, *, opset: int = DEFAULT_OPSE
             **({"direction": direction} if image_input else {}),
             "image_size": str(cfg.model.image_size),
             "size_multiple": str(fam.size_multiple(cfg)),
-            "io": (f"{in_name}: (N, 3, H, W) float32 RGB in [0, 1] -> {out_name}: (N, 3, H, W) RGB in [0, 1]"
+            **({"any_size": f"padded (edge pixels repeated) to a multiple of {module.multiple} inside the graph "
+                            "and cropped back"} if isinstance(module, PadToMultiple) else {}),
+            "io": (f"{in_name}: (N, 3, H, W) float32 RGB in [0, 1]{any_hw} -> {out_name}: (N, 3, H, W) RGB in [0, 1]"
                    if image_input else f"{in_name}: (N, {cfg.model.z_dim}) float32 {cfg.model.noise} noise -> "
                                        f"{out_name}: (N, 3, S, S) RGB in [0, 1]"),
             "inference": fam.inference_note,
         }
+        if result.rewritten:
+            meta["upsampling"] = f"{len(result.rewritten)} ConvTranspose layers as sub-pixel 2x2 convolutions"
         if verify:
             result.max_abs_diff, result.checked = compare(module, proto.SerializeToString(), inputs, ort)
             meta["parity_max_abs_diff"] = f"{result.max_abs_diff:.3g}"

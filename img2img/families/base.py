@@ -36,9 +36,14 @@ A new family provides:
 * ``to_rgb(x, cfg)`` -- G's output -> RGB in [0, 1] (the output range lives here).
 * ``inference_module(G, cfg, direction=None)`` -- the self-contained function
   ``translate`` runs and ``export`` writes (see :mod:`img2img.families.wrappers`);
+  ``export_module(G, cfg, direction=None)`` -- what ``export`` writes: by default the
+  ``inference_module``; image-to-image families wrap it to take any H and W;
   ``directions(cfg)`` -- the directions a conditional model translates (the
   first is the default; a CycleGAN model has two);
   ``example_inputs(cfg)`` -- inputs for the export's parity check;
+  ``input_images(cfg, root, direction)`` -- (conditional families) the images a training-data
+  folder ``root`` feeds the generator of ``direction``: (how many, a function loading the
+  i-th as uint8 RGB (H, W, 3)); int8 quantization calibrates on them;
   ``size_multiple(cfg)`` -- image sides must be multiples of this;
   ``loaded(G, cfg, state)`` -- a generator just loaded from a checkpoint, made
   ready for use.
@@ -67,7 +72,9 @@ A new family provides:
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
+
+import numpy as np
 
 import torch
 import torch.nn as nn
@@ -120,11 +127,19 @@ class Family:
         raise NotImplementedError
 
     @classmethod
+    def export_module(cls, G: nn.Module, cfg: RunConfig, direction: str | None = None) -> nn.Module:
+        return cls.inference_module(G, cfg, direction)
+
+    @classmethod
     def directions(cls, cfg: RunConfig) -> tuple[str, ...]:
         return ()
 
     @classmethod
     def example_inputs(cls, cfg: RunConfig, seed: int = 0) -> list[Tensor]:
+        raise NotImplementedError
+
+    @classmethod
+    def input_images(cls, cfg: RunConfig, root, direction: str) -> tuple[int, Callable[[int], np.ndarray]]:
         raise NotImplementedError
 
     @classmethod

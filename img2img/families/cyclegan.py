@@ -135,6 +135,15 @@ class CycleGAN(Translation):
         return tuple(KEYS)
 
     @classmethod
+    def input_images(cls, cfg: RunConfig, root, direction: str):
+        """The images of the domain ``direction`` translates from (A/ for AtoB, B/ for BtoA) under
+        ``root``, RGB (bad files skipped)."""
+        from ..data.unpaired import UnpairedDataset
+        side = "AB".index(KEYS[direction])
+        ds = UnpairedDataset(root, input_nc=3, output_nc=3, cache=False, train=False, skip_bad=True)
+        return len(ds.files[side]), lambda i: ds.raw(side, i)
+
+    @classmethod
     def select(cls, G: nn.Module, cfg: RunConfig, direction: str | None) -> tuple[nn.Module, int]:
         direction = direction or "AtoB"
         if direction not in KEYS:

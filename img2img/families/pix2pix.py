@@ -100,6 +100,14 @@ class Pix2Pix(Translation):
         return (cfg.data.direction,)
 
     @classmethod
+    def input_images(cls, cfg: RunConfig, root, direction: str):
+        """The input sides (after ``direction``) of the pairs under ``root``, RGB (bad files skipped)."""
+        from ..data.paired import PairedDataset
+        ds = PairedDataset(root, direction=direction, colorization=cfg.data.colorization, input_nc=3, output_nc=3,
+                           cache=False, train=False, skip_bad=True)
+        return len(ds), lambda i: ds.raw(i)[0]
+
+    @classmethod
     def select(cls, G: nn.Module, cfg: RunConfig, direction: str | None) -> tuple[nn.Module, int]:
         return G, cfg.model.input_nc
 

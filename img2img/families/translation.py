@@ -13,7 +13,7 @@ from ..config import ConfigError, RunConfig
 from ..nets import PatchDiscriminator, PixelDiscriminator, ResnetGenerator, UNetGenerator
 from ..nets.smallconv import use_matmul_convs
 from .base import Family, Tensor
-from .wrappers import RGBGenerator
+from .wrappers import PadToMultiple, RGBGenerator
 
 RESNET_BLOCKS = {"resnet9": 9, "resnet6": 6}
 
@@ -112,6 +112,11 @@ class Translation(Family):
         net, input_nc = cls.select(G, cfg, direction)
         return RGBGenerator(net, cfg, input_nc=input_nc).eval()
 
+    @classmethod
+    def export_module(cls, G: nn.Module, cfg: RunConfig, direction: str | None = None) -> nn.Module:
+        """The inference module taking any H and W: padded to ``size_multiple`` and cropped back."""
+        return PadToMultiple(cls.inference_module(G, cfg, direction), cls.size_multiple(cfg)).eval()
+
     def preview_batch(self, dataset) -> dict:
         """Up to four items spread over the data set ({"A", "B"}), resized to the crop size (no jitter)."""
         n, k = len(dataset), min(4, len(dataset))
@@ -120,10 +125,12 @@ class Translation(Family):
 
     @classmethod
     def example_inputs(cls, cfg: RunConfig, seed: int = 0) -> list[Tensor]:
-        """Two batch sizes and two spatial sizes (one not square)."""
+        """Two batch sizes and three spatial sizes: one not square, and one not a multiple of
+        ``size_multiple`` (the exported graph takes any size)."""
         g = torch.Generator().manual_seed(seed)
         s, k = cfg.model.image_size, cls.size_multiple(cfg)
-        return [torch.rand(2, 3, s, s, generator=g), torch.rand(1, 3, k * max(1, s // k // 2), s + k, generator=g)]
+        return [torch.rand(2, 3, s, s, generator=g), torch.rand(1, 3, k * max(1, s // k // 2), s + k, generator=g),
+                torch.rand(1, 3, s + 7, max(1, s - 9), generator=g)]
 
 
 def halvings(n: int) -> int:

@@ -3,6 +3,8 @@
 * :class:`RGBGenerator` -- an image-to-image generator, RGB in [0, 1] -> RGB in [0, 1],
   with the color handling of its run inside (gray input, Lab, colorization L -> ab).
 * :class:`NoiseGenerator` -- a generator from noise, z (N, z_dim) -> RGB in [0, 1].
+* :class:`PadToMultiple` -- an image function made to take any H and W (what ``export`` writes
+  for image-to-image models).
 
 Families build them (``Family.inference_module``); nothing here knows a family's name.
 """
@@ -59,6 +61,26 @@ class NoiseGenerator(nn.Module):
             x = (x - self.low) * (2.0 / (1.0 - self.low)) - 1.0
         out = colorlib.decode(x, self.color)
         return out.expand(-1, 3, -1, -1) if out.shape[1] == 1 else out
+
+
+class PadToMultiple(nn.Module):
+    """Any-size wrapper: (N, 3, H, W) -> (N, 3, H, W) for every H, W.
+
+    Pads the bottom and right edges (edge pixels repeated) to multiples of
+    ``multiple``, runs ``inner`` and crops its output back: the ``pad`` policy
+    of :func:`img2img.translate.prepare_input` / :meth:`Translator.finish`,
+    as one function (and so as part of an exported graph).  A no-op on sizes
+    that are multiples already.
+    """
+
+    def __init__(self, inner: nn.Module, multiple: int):
+        super().__init__()
+        self.inner, self.multiple = inner, multiple
+
+    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
+        h, w, m = rgb.shape[-2], rgb.shape[-1], self.multiple
+        x = torch.nn.functional.pad(rgb, (0, (m - w % m) % m, 0, (m - h % m) % m), mode="replicate")
+        return self.inner(x)[:, :, :h, :w]
 
 
 def set_dropout(module: nn.Module, on: bool) -> nn.Module:
