@@ -9,7 +9,8 @@ writes into ``--out``:
 * ``model.pt`` -- the generator (its weight EMA) and the config that built it,
   weights stored in float16 to halve the file (they load into float32: the
   outputs differ from the float32 weights' by < 1e-3);
-* ``shapes.onnx`` -- its self-checking ONNX export (RGB in, RGB out);
+* ``shapes.onnx`` -- its self-checking ONNX export (RGB in, RGB out, any size);
+* ``shapes.int8.onnx`` -- the int8 version for CPUs (calibrated on the training pairs);
 * ``eval.json`` -- held-out figures on datasets/shapes/val (``img2img eval``), next
   to the identity and mean-image baselines (tools/baselines.py).
 
@@ -30,6 +31,17 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
 SETTINGS = dict(crop_size=128, crop=False, ngf=16, ndf=32, seed=0)
 
 
+def portable(config: dict, data: Path, out: Path) -> dict:
+    """The run's config with this machine's paths made relative to the repository (as a user at its root sees them)."""
+    def rel(p: Path) -> str:
+        p = p.resolve()
+        return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else p.name
+    config = {k: dict(v) for k, v in config.items()}
+    config["data"]["pairs"] = rel(data / "train")
+    config["train"]["out"] = rel(out)
+    return config
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=8000, help="training steps (default: 8000, 40 epochs of 200)")
@@ -42,6 +54,7 @@ def main(argv=None) -> int:
 
     from img2img import evaluate, export_onnx, train
     from img2img.checkpoint import load_checkpoint, save_checkpoint
+    from img2img.quantize import quantize_onnx
 
     out, data = Path(args.out), Path(args.data)
     if (out / "model.pt").exists() and not args.overwrite:
@@ -55,10 +68,11 @@ def main(argv=None) -> int:
         state = {"G": {k: v.half() if v.is_floating_point() else v for k, v in ckpt["state"]["G"].items()},
                  "step": ckpt["state"]["step"]}
         out.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(out / "model.pt", ckpt["config"], state)
+        save_checkpoint(out / "model.pt", portable(ckpt["config"], data, out), state)
         # the float16 weights as they will be used: export and evaluate the file just written
         onnx = export_onnx(out / "model.pt", out / "shapes.onnx", overwrite=True)
         print(onnx)
+        print(quantize_onnx(out / "shapes.onnx", out / "shapes.int8.onnx", data=str(data / "train"), overwrite=True))
         res = evaluate(out / "model.pt", data / "val", Path(tmp) / "eval", device="cpu", progress=False)
         full = evaluate(run / "model.pt", data / "val", Path(tmp) / "eval32", device="cpu", progress=False)
     figures = {"steps": args.steps, "settings": SETTINGS, "val_pairs": res["count"],
