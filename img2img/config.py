@@ -14,7 +14,7 @@ every checkpoint.
 Every setting is checked the same way wherever it comes from -- a command-line
 flag, a keyword of the Python API, or a config stored in a checkpoint or an
 ONNX file (which may come from anyone): its type first, then its range,
-including an upper bound (:data:`LIMITS`), so a bad value is one line, never a
+including an upper bound (the ``MAX_*`` constants below), so a bad value is one line, never a
 traceback or an allocation of terabytes.  NaN fails every range check.
 """
 from __future__ import annotations

@@ -581,7 +581,7 @@ def test_invalid_option_values(command, extra, want, words, tmp_path, capsys, p2
 def full_disk(monkeypatch):
     """Every image, ONNX and checkpoint write writes a few bytes, then fails with ENOSPC."""
     def fail(target):
-        Path(getattr(target, "name", target)).write_bytes(b"partial")      # a path, or the file torch.save gets
+        Path(target if isinstance(target, (str, Path)) else target.name).write_bytes(b"partial")   # or a file
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(Image.Image, "save", lambda self, fp, *a, **k: fail(fp))
@@ -621,7 +621,7 @@ def test_a_full_disk_while_training_keeps_the_last_checkpoint(what, tmp_path, ca
     before = snapshot(run)
 
     def fail(target):
-        Path(getattr(target, "name", target)).write_bytes(b"partial")      # a path, or the file torch.save gets
+        Path(target if isinstance(target, (str, Path)) else target.name).write_bytes(b"partial")   # or a file
         raise OSError(errno.ENOSPC, "No space left on device")
 
     if what == "checkpoint":

@@ -41,7 +41,7 @@ def save(obj, f, *args, **kwargs):
     real_save(obj, f, *args, **kwargs)
     calls[0] += 1
     if calls[0] == int(os.environ["KILL_AT_SAVE"]):
-        name = getattr(f, "name", f)                     # a path, or the open file torch.save was given
+        name = f if isinstance(f, (str, os.PathLike)) else f.name     # a path, or the open file torch.save got
         if hasattr(f, "flush"):
             f.flush()
         with open(name, "r+b") as fh:
