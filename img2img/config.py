@@ -269,6 +269,12 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def check_types(self) -> "RunConfig":
+        """Every field has its declared type (before anything computes with the values)."""
+        for section in (self.model, self.data, self.train):
+            _check_types(section)
+        return self
+
     def validate(self) -> "RunConfig":
         """The checks every family shares; :func:`img2img.families.check` adds the family's own."""
         self.model.validate()

@@ -81,6 +81,7 @@ def make_config(base: RunConfig | None = None, **settings: Any) -> RunConfig:
                 setattr(getattr(cfg, field_section(name)), name, value)
     for name, value in settings.items():
         setattr(getattr(cfg, field_section(name)), name, value)
+    cfg.check_types()                      # (configure computes with the values)
     if fam is not None:
         fam.configure(cfg, set(settings))
     return cfg
