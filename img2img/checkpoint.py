@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .files import atomic_path
+from .files import atomic_path, first_line
 
 FORMAT = "img2img"
 FORMAT_VERSION = 1
@@ -28,14 +28,48 @@ class CheckpointError(ValueError):
     """A model file that is missing, corrupt, unsafe or of the wrong kind (one-line message)."""
 
 
+class _Sink:
+    """The file torch.save writes to, remembering the OSError of a failed write or flush.
+
+    torch's zip writer turns a failed write (a full disk) into ``RuntimeError: ... unexpected
+    pos ...``; the error kept here says what really happened ("No space left on device")."""
+
+    def __init__(self, f):
+        self.f, self.name, self.error = f, f.name, None
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+    def flush(self) -> None:
+        try:
+            self.f.flush()
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+
 def save_checkpoint(path: str | Path, config: dict[str, Any], state: dict[str, Any]) -> None:
+    """Write a checkpoint atomically; CheckpointError (one line naming ``path``) if the write fails,
+    e.g. on a full disk -- then the previous file at ``path`` is untouched."""
     import torch
     from . import __version__
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "img2img_version": __version__,
                "config": config, "state": state}
     try:
         with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
+            with open(tmp, "wb") as f:
+                sink = _Sink(f)
+                try:
+                    torch.save(payload, sink)
+                except RuntimeError as e:                  # torch's zip writer hides the OS error
+                    if sink.error is not None:
+                        raise sink.error from None
+                    raise CheckpointError(f"{path}: could not write checkpoint ({first_line(e)}); "
+                                          "the previous checkpoint is kept") from None
     except OSError as e:
         raise CheckpointError(f"{path}: could not write checkpoint ({e.strerror or e}); "
                               "the previous checkpoint is kept") from None

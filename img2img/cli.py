@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from dataclasses import fields
 
 from . import __version__
 from .config import (AMP_MODES, COLORS, DATA_SOURCES, DEFAULT_OPSET, DIRECTIONS, DISCRIMINATORS, EXPORTERS, FORMATS,
                      GENERATORS, MLP_OUTPUTS, NOISES, NORMS, OBJECTIVES, POLICY_ALIASES, VAL_METRICS, DataConfig,
                      ModelConfig, TrainConfig)
+from .files import printable
 
 _DEFAULTS = {f.name: f.default for k in (ModelConfig, DataConfig, TrainConfig) for f in fields(k)}
 COMMANDS = ("train", "translate", "eval", "export", "sample", "data", "serve")
@@ -288,12 +290,22 @@ def _add_sample_parser(sub) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from .sampling import Sampler, save_samples
-    if args.n < 1:
-        raise _usage(f"--n must be at least 1, got {args.n}")
-    if args.interpolate and args.steps < 2:
-        raise _usage(f"--steps must be at least 2, got {args.steps}")
+    from .checkpoint import resolve_checkpoint
+    from .config import check_int, check_seed
+    from .sampling import MAX_IMAGES, Sampler, save_samples
+    check_int("--n", args.n, 1, MAX_IMAGES)                 # the ranges that need no model, before loading it
+    check_seed(args.seed, "--seed")
+    if args.interpolate:
+        check_int("--steps", args.steps, 2, MAX_IMAGES)
+        for seed in args.interpolate:
+            check_seed(seed, "--interpolate seed")
+    if args.nrow is not None:
+        check_int("--nrow", args.nrow, 1, MAX_IMAGES)
     sampler = Sampler.load(args.model, device=args.device)
+    if args.interpolate:
+        sampler.check_count(args.steps, "--steps", 2)
+    else:
+        sampler.check_count(args.n, "--n")
     if args.interpolate:
         a, b = args.interpolate
         images, prefix, nrow = sampler.interpolate(a, b, args.steps), f"interp_{a}_{b}", args.nrow or args.steps
@@ -301,11 +313,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
         images, prefix, nrow = sampler.sample(args.n, args.seed), f"seed{args.seed}", args.nrow
     try:
         paths = save_samples(images, args.out, grid=args.grid, prefix=prefix, nrow=nrow,
-                             gray=sampler.cfg.model.output_nc == 1, overwrite=args.overwrite)
+                             gray=sampler.cfg.model.output_nc == 1, overwrite=args.overwrite,
+                             inputs=[resolve_checkpoint(args.model)])
     except (FileExistsError, ValueError) as e:
         raise _usage(str(e)) from None
     where = paths[0] if len(paths) == 1 else f"{len(paths)} files in {paths[0].parent}"
-    print(f"wrote {where}", file=sys.stderr)
+    print(printable(f"wrote {where}"), file=sys.stderr)
     return 0
 
 
@@ -484,7 +497,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     if op == "download":
         r = datatools.download(args.name, args.dir, **kw)
         check = "verified" if r.verified else "no checksum known to verify against"
-        print(f"download: {r.name} is in {r.dir} (archive sha256 {r.sha256}: {check})")
+        print(printable(f"download: {r.name} is in {r.dir} (archive sha256 {r.sha256}: {check})"))
         return 0
     if op == "combine":
         if len(args.paths) == 2:
@@ -502,8 +515,8 @@ def cmd_data(args: argparse.Namespace) -> int:
               "edges": datatools.edges, "split-ab": datatools.split_ab, "split": datatools.split}[op]
         res = fn(args.src, args.out, **kw)
     for line in res.failed:
-        print(f"img2img data {op}: {line}", file=sys.stderr)
-    print(res.summary())
+        print(printable(f"img2img data {op}: {line}"), file=sys.stderr)
+    print(printable(res.summary()))
     return 0 if res.ok else 1
 
 
@@ -560,14 +573,12 @@ def _add_inference_args(p) -> None:
 
 def cmd_translate(args: argparse.Namespace) -> int:
     from .pipeline import translate_folder
-    if args.workers is not None and args.workers < 0:
-        raise _usage(f"--workers must be >= 0, got {args.workers}")
     summary = translate_folder(args.model, args.input, args.output, batch_size=args.batch_size,
                                device=args.device, policy=args.policy, workers=args.workers,
                                overwrite=args.overwrite, suffix=args.suffix, format=args.format,
                                dropout_noise=args.dropout_noise, seed=args.seed, progress=args.progress,
                                direction=args.direction)
-    print(summary, file=sys.stderr)
+    print(printable(str(summary)), file=sys.stderr)
     return 0 if summary.ok else 1
 
 
@@ -594,13 +605,11 @@ def _add_eval_parser(sub) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation import evaluate
-    if args.workers is not None and args.workers < 0:
-        raise _usage(f"--workers must be >= 0, got {args.workers}")
     r = evaluate(args.model, args.pairs, args.out, direction=args.direction, device=args.device,
                  policy=args.policy, batch_size=args.batch_size, workers=args.workers,
                  overwrite=args.overwrite, progress=args.progress)
-    print(f"{r['count']} pair(s): mean L1 {r['l1']:.4f}, PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.4f}; "
-          f"report {args.out}/index.html" + (f"; {len(r['skipped'])} pair(s) skipped" if r["skipped"] else ""),
+    print(printable(f"{r['count']} pair(s): mean L1 {r['l1']:.4f}, PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.4f}; "
+                    f"report {args.out}/index.html" + (f"; {len(r['skipped'])} pair(s) skipped" if r["skipped"] else "")),
           file=sys.stderr)
     return 1 if r["skipped"] else 0
 
@@ -655,20 +664,20 @@ def cmd_export(args: argparse.Namespace) -> int:
             result = export_onnx(args.model, target, opset=args.opset, overwrite=args.overwrite,
                                  exporter=args.exporter, direction=args.direction)
         except ExportError as e:
-            print(f"img2img export: error: {e}", file=sys.stderr)
+            print(printable(f"img2img export: error: {e}"), file=sys.stderr)
             return 1
         for note in result.notes:
-            print(f"note: {note}", file=sys.stderr)
-        print(str(result).replace(f"wrote {target}", "float model exported") if args.quantize else result,
-              file=sys.stderr)
+            print(printable(f"note: {note}"), file=sys.stderr)
+        print(printable(str(result).replace(f"wrote {target}", "float model exported") if args.quantize
+                        else str(result)), file=sys.stderr)
         if args.quantize:
             try:
                 q = quantize_onnx(target, args.out, images=args.calibration, n_images=args.calibration_images,
                                   threshold=args.min_psnr, overwrite=args.overwrite)
             except QuantizeError as e:
-                print(f"img2img export: error: {e}", file=sys.stderr)
+                print(printable(f"img2img export: error: {e}"), file=sys.stderr)
                 return 1
-            print(q, file=sys.stderr)
+            print(printable(str(q)), file=sys.stderr)
     return 0
 
 
@@ -734,19 +743,29 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from .checkpoint import CheckpointError
     from .config import ConfigError
-    from .data.io import DataError
+    from .data.io import DataError, DataWarning
     from .gan.trainer import TrainingError
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DataWarning):          # one line, like the errors
+            print(printable(f"img2img {args.command}: warning: {message}"), file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", DataWarning)
+            shown, warnings.showwarning = warnings.showwarning, show
+            return args.func(args)
     except (ConfigError, DataError, CheckpointError, _UsageError) as e:
-        print(f"img2img {args.command}: error: {e}", file=sys.stderr)
+        print(printable(f"img2img {args.command}: error: {e}"), file=sys.stderr)
         return 2
     except TrainingError as e:
-        print(f"img2img {args.command}: error: {e}", file=sys.stderr)
+        print(printable(f"img2img {args.command}: error: {e}"), file=sys.stderr)
         return 1
     except OSError as e:        # the environment, not the input: a full disk, a read-only or vanished folder
         where = f"{e.filename}: " if e.filename else ""
-        print(f"img2img {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
+        print(printable(f"img2img {args.command}: error: {where}{e.strerror or e}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"img2img {args.command}: interrupted", file=sys.stderr)

@@ -10,10 +10,18 @@ A run is described by a :class:`RunConfig` made of three parts:
 
 The whole ``RunConfig`` is written to ``RUN/config.json`` and stored inside
 every checkpoint.
+
+Every setting is checked the same way wherever it comes from -- a command-line
+flag, a keyword of the Python API, or a config stored in a checkpoint or an
+ONNX file (which may come from anyone): its type first, then its range,
+including an upper bound (the ``MAX_*`` constants below), so a bad value is one line, never a
+traceback or an allocation of terabytes.  NaN fails every range check.
 """
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -40,9 +48,86 @@ FORMATS = ("same", "png", "jpg", "webp", "bmp", "tif")
 EXPORTERS = ("dynamo", "torchscript")
 DEFAULT_OPSET = 18
 
+# Upper bounds, the same for the command line, the Python API and stored configs (a model file from the
+# internet must not make img2img build a network or an image of terabytes).  Each is far beyond any real
+# use; why each value:
+MAX_IMAGE_SIZE = 4096       # model image size: the 256² U-Net needs ~2.5 GB per training image; 4096² is 256x that
+MAX_LOAD_SIZE = 8192        # --load-size / --crop-size: the resize target before the crop (2x the model's maximum)
+MAX_WIDTH = 1024            # --ngf / --ndf: 16x the papers' 64 (the U-Net at 1024 has 14 G parameters)
+MAX_DEPTH = 12              # U-Net levels: 2^12 = MAX_IMAGE_SIZE
+MAX_D_LAYERS = 10           # PatchGAN strided layers (its patch would be ~8000 pixels wide)
+MAX_CHANNELS = 4            # image channels (gray 1, ab 2, RGB 3)
+MAX_Z_DIM = 4096            # noise dimensions (the papers use 100)
+MAX_MLP_HIDDEN = 65536      # MLP GAN hidden units (the paper uses 128-1200)
+MAX_BATCH = 1024            # images per step / per forward pass (the inputs alone of 1024 256² images: 0.8 GB)
+MAX_WORKERS = 128           # processes; more only contend for the cores
+MAX_SEED = 2 ** 32 - 1      # seeds are 32-bit: derived seeds (seed * 1_000_003 + epoch) stay within torch's 64 bits
+MAX_EPOCHS = 1_000_000      # larger counts overflow the float arithmetic of the learning-rate schedule
+MAX_STEPS = 10 ** 12
+MAX_D_STEPS = 1000          # discriminator updates per generator update
+MAX_MINUTES = 10 ** 7       # --time-limit (19 years)
+MAX_POOL = 1000             # CycleGAN history pool, per discriminator (the paper keeps 50; 1000 256² RGB = 0.8 GB)
+MAX_PARAMETERS = 2 * 10 ** 9   # G + D: 8 GB of float32 weights (24 GB with Adam's state); counted without building
+DEVICE_NAMES = "auto, cpu, cuda or cuda:N"
+
 
 class ConfigError(ValueError):
     """An invalid combination of settings (reported to the user in one line)."""
+
+
+def check_int(name: str, value, low: int, high: int, why: str = "") -> int:
+    """``value`` if it is an integer in [low, high]; else ConfigError naming ``name`` (e.g. ``--seed``)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high:,}{why}, got {value}")
+    return value
+
+
+def check_number(name: str, value, low: float, high: float, *, low_open: bool = False,
+                 high_open: bool = False, why: str = "") -> float:
+    """``value`` if it is a finite number in the range (open ends where asked); else ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name} must be a number, got {value!r}")
+    above = value > low if low_open else value >= low
+    below = value < high if high_open else value <= high
+    if not (math.isfinite(value) and above and below):     # NaN fails here too
+        span = f"in {'(' if low_open else '['}{_num(low)}, {_num(high)}{')' if high_open else ']'}" \
+            if high < math.inf else f"{'>' if low_open else '>='} {_num(low)}"
+        raise ConfigError(f"{name} must be a finite number {span}{why}, got {value}")
+    return value
+
+
+def _num(x: float) -> str:
+    return f"{int(x)}" if float(x).is_integer() else f"{x:g}"
+
+
+def check_seed(value, name: str = "seed") -> int:
+    return check_int(name, value, 0, MAX_SEED)
+
+
+def check_device_name(value, name: str = "--device") -> str:
+    """``value`` if it names a device img2img runs on (auto, cpu, cuda, cuda:N); availability is checked later."""
+    if not isinstance(value, str) or not re.fullmatch(r"auto|cpu|cuda(:\d{1,3})?", value):
+        raise ConfigError(f"{name} {value}: not a device img2img runs on ({DEVICE_NAMES})")
+    return value
+
+
+def _check_types(section) -> None:
+    """Every field of a config dataclass has its declared type (int, float, str, bool, or None where allowed)."""
+    for f in fields(section):
+        value, allowed = getattr(section, f.name), {t.strip() for t in str(f.type).split("|")}
+        ok = (value is None and "None" in allowed) or (
+            isinstance(value, bool) and "bool" in allowed) or (
+            not isinstance(value, bool) and (
+                (isinstance(value, int) and bool(allowed & {"int", "float"}))
+                or (isinstance(value, float) and "float" in allowed)
+                or (isinstance(value, str) and "str" in allowed)))
+        if not ok:
+            kinds = {"int": "a whole number", "float": "a number", "str": "text", "bool": "true or false",
+                     "None": "null"}
+            want = " or ".join(kinds.get(t, t) for t in sorted(allowed, key=lambda t: t == "None"))
+            raise ConfigError(f"{f.name.replace('_', '-')} must be {want}, got {value!r}")
 
 
 @dataclass
@@ -66,11 +151,13 @@ class ModelConfig:
 
     def validate(self) -> None:
         """Checks that hold for every family (each family checks its own rules on top)."""
-        for name in ("input_nc", "output_nc", "ngf", "ndf", "depth", "d_layers", "z_dim", "mlp_hidden"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        _check_types(self)
+        for name, high in (("input_nc", MAX_CHANNELS), ("output_nc", MAX_CHANNELS), ("ngf", MAX_WIDTH),
+                           ("ndf", MAX_WIDTH), ("depth", MAX_DEPTH), ("d_layers", MAX_D_LAYERS),
+                           ("z_dim", MAX_Z_DIM), ("mlp_hidden", MAX_MLP_HIDDEN)):
+            check_int(name.replace('_', '-'), getattr(self, name), 1, high)
+        check_int("image size", self.image_size, 1, MAX_IMAGE_SIZE)
+        check_number("dropout", self.dropout, 0.0, 1.0, high_open=True)
         _choice("noise", self.noise, NOISES)
         _choice("mlp-out", self.mlp_out, MLP_OUTPUTS)
         _choice("netG", self.netG, GENERATORS)
@@ -103,18 +190,17 @@ class DataConfig:
     val_split: float = 0.0          # or: hold out this fraction of the training files (by name and seed)
 
     def validate(self) -> None:
+        _check_types(self)
         if self.direction not in DIRECTIONS:
             raise ConfigError(f"direction must be AtoB or BtoA, got {self.direction!r}")
         if self.color not in COLORS:
             raise ConfigError(f"color must be rgb or lab, got {self.color!r}")
-        if self.crop_size < 1 or self.load_size < 1:
-            raise ConfigError("load-size and crop-size must be positive")
+        check_int("load-size", self.load_size, 1, MAX_LOAD_SIZE)
+        check_int("crop-size", self.crop_size, 1, MAX_LOAD_SIZE)
         if self.resize and self.crop and self.load_size < self.crop_size:
             raise ConfigError(f"load-size {self.load_size} is smaller than crop-size {self.crop_size}")
-        if self.workers < 0:
-            raise ConfigError("workers must be >= 0")
-        if not (0.0 <= self.val_split < 1.0):
-            raise ConfigError(f"val-split must be a fraction in [0, 1), got {self.val_split}")
+        check_int("workers", self.workers, 0, MAX_WORKERS)
+        check_number("val-split", self.val_split, 0.0, 1.0, high_open=True, why=" (a fraction)")
         if self.val is not None and self.val_split > 0:
             raise ConfigError("give --val DIR or --val-split F, not both")
 
@@ -162,32 +248,40 @@ class TrainConfig:
     profile: int = 0                # record N steps with torch.profiler after a warm-up (RUN/profile/)
 
     def validate(self) -> None:
+        _check_types(self)
         _choice("objective", self.objective, OBJECTIVES)
         _choice("amp", self.amp, AMP_MODES)
         _choice("best-by", self.best_by, VAL_METRICS)
-        for name in ("val_every", "keep_every", "profile"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
-        if self.epochs < 0 or self.epochs_decay < 0 or self.epochs + self.epochs_decay < 1:
+        check_int("val-every", self.val_every, 0, MAX_STEPS, " (0: at the end of every epoch)")
+        check_int("keep-every", self.keep_every, 0, MAX_EPOCHS, " (0: no snapshots)")
+        check_int("profile", self.profile, 0, MAX_STEPS, " (0: off)")
+        check_int("epochs", self.epochs, 0, MAX_EPOCHS)
+        check_int("epochs-decay", self.epochs_decay, 0, MAX_EPOCHS)
+        if self.epochs + self.epochs_decay < 1:
             raise ConfigError("epochs + epochs-decay must be at least 1")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch-size must be at least 1, got {self.batch_size}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ConfigError(f"max-steps must be at least 1, got {self.max_steps}")
-        if self.time_limit is not None and self.time_limit <= 0:
-            raise ConfigError(f"time-limit must be positive, got {self.time_limit}")
-        if self.lr <= 0 or (self.lr_d is not None and self.lr_d <= 0):
-            raise ConfigError("learning rates must be positive")
-        if self.d_steps < 1:
-            raise ConfigError(f"d-steps must be at least 1, got {self.d_steps}")
-        if not 0.0 <= self.ema_decay < 1.0 or not 0.0 <= self.g_ema < 1.0:
-            raise ConfigError("EMA decays must be in [0, 1)")
-        for name in ("lambda_cycle", "lambda_identity"):
-            value = getattr(self, name)
-            if not (value >= 0 and value < float("inf")):
-                raise ConfigError(f"{name.replace('_', '-')} must be a finite number >= 0, got {value}")
-        if self.pool_size < 0:
-            raise ConfigError(f"pool-size must be >= 0 (0: no history pool), got {self.pool_size}")
+        check_int("batch-size", self.batch_size, 1, MAX_BATCH)
+        if self.max_steps is not None:
+            check_int("max-steps", self.max_steps, 1, MAX_STEPS)
+        if self.time_limit is not None:
+            check_number("time-limit", self.time_limit, 0.0, MAX_MINUTES, low_open=True, why=" minutes")
+        for name in ("lr", "lr_d"):                       # Adam takes any positive step; 1e30 diverges visibly
+            if getattr(self, name) is not None:
+                check_number(name.replace('_', '-'), getattr(self, name), 0.0, math.inf, low_open=True,
+                             why=" (learning rates are positive)")
+        check_number("beta1", self.beta1, 0.0, 1.0, high_open=True, why=" (Adam)")
+        check_number("beta2", self.beta2, 0.0, 1.0, high_open=True, why=" (Adam)")
+        check_number("lambda-l1", self.lambda_l1, 0.0, math.inf, why=" (0: no L1 term)")
+        check_number("gp-weight", self.gp_weight, 0.0, math.inf)
+        check_int("d-steps", self.d_steps, 1, MAX_D_STEPS)
+        check_number("ema-decay", self.ema_decay, 0.0, 1.0, high_open=True)
+        check_number("g-ema", self.g_ema, 0.0, 1.0, high_open=True, why=" (0: off)")
+        check_seed(self.seed)
+        check_device_name(self.device)
+        check_int("sample-every", self.sample_every, 0, MAX_STEPS, " (0: once per epoch)")
+        check_int("save-every", self.save_every, 0, MAX_STEPS, " (0: once per epoch)")
+        check_number("lambda-cycle", self.lambda_cycle, 0.0, math.inf)
+        check_number("lambda-identity", self.lambda_identity, 0.0, math.inf, why=" (a fraction of lambda-cycle; 0: off)")
+        check_int("pool-size", self.pool_size, 0, MAX_POOL, " (0: no history pool)")
 
 
 @dataclass
@@ -195,6 +289,12 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def check_types(self) -> "RunConfig":
+        """Every field has its declared type (before anything computes with the values)."""
+        for section in (self.model, self.data, self.train):
+            _check_types(section)
+        return self
 
     def validate(self) -> "RunConfig":
         """The checks every family shares; :func:`img2img.families.check` adds the family's own."""
@@ -211,7 +311,16 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        """From :meth:`to_dict`'s form; unknown keys are ignored (a newer img2img's), missing ones take
+        the defaults.  ConfigError if ``d`` or a section is not a dictionary (values are checked by
+        :meth:`validate`)."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"expected an object with model, data and train sections, got {type(d).__name__}")
+
         def build(klass, values):
+            if values is not None and not isinstance(values, dict):
+                raise ConfigError(f"its {klass.__name__[:-6].lower()} section must be an object, "
+                                  f"got {type(values).__name__}")
             known = {f.name for f in fields(klass)}
             return klass(**{k: v for k, v in (values or {}).items() if k in known})
         return cls(model=build(ModelConfig, d.get("model")),

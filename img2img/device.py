@@ -5,21 +5,23 @@ import os
 
 import torch
 
-from .config import AMP_MODES, ConfigError
+from .config import AMP_MODES, ConfigError, check_device_name
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
     """``auto`` (CUDA when available, else the CPU), ``cpu``, ``cuda`` or ``cuda:N`` -> a torch.device."""
     if isinstance(name, torch.device):
         return name
+    check_device_name(name)                    # meta, mps, xpu, ... are torch devices img2img does not run on
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"--device {name}: CUDA is not available on this machine (use --device cpu or auto)")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"--device {name}: not a device name (auto, cpu, cuda, cuda:N)") from None
+    dev = torch.device(name)
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                          f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    return dev
 
 
 def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:

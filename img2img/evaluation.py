@@ -41,10 +41,10 @@ from .config import DIRECTIONS, ConfigError, RunConfig
 from .data import holdout
 from .data.holdout import HeldOut
 from .data.io import DataError
-from .files import atomic_write_text, save_image
+from .files import atomic_write_text, check_output, printable, save_image
 from .inference import TorchBackend
 from .pipeline import SafeItems, make_loader
-from .translate import Translator, resize_rgb
+from .translate import Translator, check_inference_options, resize_rgb
 
 PSNR_CAP = 100.0
 METRICS = ("l1", "psnr", "ssim")
@@ -147,10 +147,13 @@ def evaluate(model: str | Path | Translator, pairs: str | Path, out: str | Path,
     pairs, out = Path(pairs), Path(out)
     if direction is not None and direction not in DIRECTIONS:
         raise ConfigError(f"direction must be AtoB or BtoA, got {direction!r}")
+    check_inference_options(policy=policy, batch_size=batch_size, workers=workers)
     if pairs.exists():
         src, dst = pairs.resolve(), out.resolve()
         if dst == src or src in dst.parents:
             raise ConfigError(f"{out}: the report folder is inside the data folder {pairs}; choose another --out")
+        for p in (out / "results.json", out / "index.html", out / "images"):
+            _refuse(p, out, pairs)
     existing = [p for p in (out / "index.html", out / "results.json") if p.exists()]
     if existing and not overwrite:
         raise ConfigError(f"{existing[0]}: exists; choose another --out or pass --overwrite")
@@ -166,7 +169,7 @@ def evaluate(model: str | Path | Translator, pairs: str | Path, out: str | Path,
                           gray_target=cfg.model.output_nc == 1 and not cfg.data.colorization, cache=False)
     skipped = list(held.skipped)
     for msg in skipped:
-        print(f"warning: {msg}; skipped", file=sys.stderr)
+        print(printable(f"warning: {msg}; skipped"), file=sys.stderr)
     loader = make_loader(SafeItems(partial(_read_item, held), held.names), tr.batch_size, workers, tr.device)
     entries: list[dict] = []
     start = time.monotonic()
@@ -177,7 +180,7 @@ def evaluate(model: str | Path | Translator, pairs: str | Path, out: str | Path,
             for it in items:
                 if "error" in it:
                     skipped.append(it["error"])
-                    bar.write(f"warning: {it['error']}; skipped", file=sys.stderr)
+                    bar.write(printable(f"warning: {it['error']}; skipped"), file=sys.stderr)
                 else:
                     good.append(it)
             bar.update(len(items) - len(good))
@@ -191,6 +194,7 @@ def evaluate(model: str | Path | Translator, pairs: str | Path, out: str | Path,
                 stem = Path(name).with_suffix("")
                 for k in ("input", "output", "target"):
                     rel = Path("images") / f"{stem}_{k}.png"
+                    _refuse(out / rel, out, pairs)        # symbolic links resolved: never into the data
                     save_image(to_uint8(s[k]), out / rel)
                     entry[k] = rel.as_posix()
                 entries.append(entry)
@@ -208,6 +212,12 @@ def evaluate(model: str | Path | Translator, pairs: str | Path, out: str | Path,
     atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
     atomic_write_text(out / "index.html", render_html(results, title))
     return results
+
+
+def _refuse(path: Path, out: Path, pairs: Path) -> None:
+    problem = check_output(path, out, [pairs])
+    if problem:
+        raise ConfigError(problem)
 
 
 def _natural(name: str) -> list:

@@ -36,7 +36,10 @@ absolute difference must be at most ``atol`` (1e-4), otherwise
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,10 +48,13 @@ import numpy as np
 import torch
 
 from . import families
-from .config import DEFAULT_OPSET, EXPORTERS, ConfigError, RunConfig
+from .config import DEFAULT_OPSET, EXPORTERS, ConfigError, RunConfig, check_int, check_number
+from .checkpoint import resolve_checkpoint
 from .families.wrappers import PadToMultiple
-from .files import atomic_path, first_line
+from .files import atomic_path, check_output, first_line
 from .inference import ONNX_CONFIG_KEY, load_generator
+
+MIN_OPSET, MAX_OPSET = 7, 23      # what the exporters write here (torch 2.14, onnx 1.x); dynamo from ~15 up
 
 
 class ExportError(RuntimeError):
@@ -108,8 +114,11 @@ def export_onnx(model: str | Path, out: str | Path, *, opset: int = DEFAULT_OPSE
         raise ConfigError(f"{out}: exists; pass --overwrite to replace it")
     if exporter not in EXPORTERS:
         raise ConfigError(f"exporter must be one of {', '.join(EXPORTERS)}, got {exporter!r}")
-    if not 7 <= opset <= 23:
-        raise ConfigError(f"opset must be between 7 and 23, got {opset}")
+    check_int("opset", opset, MIN_OPSET, MAX_OPSET)
+    check_number("atol", atol, 0.0, 1.0)
+    problem = check_output(out, out.parent, [resolve_checkpoint(model)])
+    if problem:
+        raise ConfigError(problem)
     onnx, ort = _import_onnx()
     G, cfg = load_generator(model, device="cpu")
     fam = families.get(cfg.model.kind)
@@ -136,10 +145,25 @@ def export_onnx(model: str | Path, out: str | Path, *, opset: int = DEFAULT_OPSE
             except Exception as e2:  # noqa: BLE001
                 raise ExportError(f"{out}: ONNX export failed ({first_line(e2)})") from None
         proto = onnx.load(str(tmp))
+        actual_opset = _opset(proto, opset)
+        if actual_opset != opset and result.exporter == "dynamo":
+            # the dynamo exporter writes opset 18 and converts down; below ~15 the converter fails and it
+            # silently keeps 18.  The legacy exporter writes the opset asked for.
+            result.notes.append(f"the dynamo exporter could not write opset {opset} (it wrote {actual_opset}); "
+                                "used the torchscript exporter")
+            result.exporter = "torchscript"
+            try:
+                _export(module, inputs[0], tmp, opset, in_name, out_name, image_input, "torchscript")
+            except Exception as e:  # noqa: BLE001
+                raise ExportError(f"{out}: ONNX export at opset {opset} failed ({first_line(e)})") from None
+            proto = onnx.load(str(tmp))
+            actual_opset = _opset(proto, opset)
+        if actual_opset != opset:
+            raise ExportError(f"{out}: asked for opset {opset}, the exporter wrote {actual_opset}; "
+                              "the file was not written")
         if subpixel:
             from .onnxgraph import subpixel_conv_transpose
             result.rewritten = subpixel_conv_transpose(proto)
-        actual_opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), opset)
         result.opset = actual_opset
         any_hw = ", any H and W" if isinstance(module, PadToMultiple) else ""
         meta = {
@@ -194,8 +218,29 @@ def compare(module: torch.nn.Module, onnx_model: bytes | str | Path, inputs: lis
     return worst, shapes
 
 
+def _opset(proto, default: int) -> int:
+    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default)
+
+
+@contextlib.contextmanager
+def _quiet_loggers():
+    """The exporters log warnings and tracebacks of their own (opset conversion attempts) straight to
+    stderr; img2img reports what matters in its own notes, on one line each."""
+    names = ("torch.onnx", "torch._dynamo", "torch.export", "onnxscript", "onnx_ir", "onnx")
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
 def _export(module, x, path: Path, opset: int, in_name: str, out_name: str, spatial: bool, exporter: str) -> None:
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet_loggers():
         warnings.simplefilter("ignore")               # tracer and deprecation chatter
         if exporter == "dynamo":
             from torch.export import Dim

@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from . import families
 from .checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
-from .config import ConfigError, RunConfig
+from .config import DIRECTIONS, ConfigError, RunConfig
 from .files import first_line
 
 ONNX_CONFIG_KEY = "img2img_config"        # ONNX metadata entry holding the RunConfig as JSON
@@ -42,6 +42,9 @@ def load_generator(path, device: str | torch.device = "cpu") -> tuple[nn.Module,
     weights = (ema.get("model") if isinstance(ema, dict) else None) or state.get("G")
     if not isinstance(weights, dict):
         raise CheckpointError(f"{p}: holds no generator weights")
+    problem = families.weights_problem(cfg, weights, "G")      # before building anything real
+    if problem:
+        raise CheckpointError(f"{p}: generator weights do not fit the stored config ({problem})")
     try:
         G = fam.build_generator(cfg)
         G.load_state_dict(weights)
@@ -80,19 +83,45 @@ class OnnxBackend:
             self.session = ort.InferenceSession(str(path), providers=providers)
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise CheckpointError(f"{path}: not a loadable ONNX model ({first_line(e)})") from None
-        self.input = self.session.get_inputs()[0].name
+        self.path = path
         self.device = torch.device("cpu")
         meta = self.session.get_modelmeta().custom_metadata_map
         if ONNX_CONFIG_KEY not in meta:
             raise CheckpointError(f"{path}: not an img2img ONNX export (no {ONNX_CONFIG_KEY} metadata); "
                                   "export models with `img2img export`")
-        self.cfg = RunConfig.from_dict(json.loads(meta[ONNX_CONFIG_KEY]))
+        self.cfg = onnx_config(meta[ONNX_CONFIG_KEY], path)
+        inputs = self.session.get_inputs()
+        fam = families.get(self.cfg.model.kind)
+        want = 4 if fam.conditional else 2          # (N, 3, H, W) images, or (N, z_dim) noise
+        if len(inputs) != 1 or len(inputs[0].shape) != want:
+            raise CheckpointError(f"{path}: its graph does not take the input its stored config describes "
+                                  f"(one {want}-d tensor); re-export it with `img2img export`")
+        self.input = inputs[0].name
         self.direction = meta.get("direction", "")          # the generator this file holds (CycleGAN)
+        if self.direction not in ("", *DIRECTIONS):
+            raise CheckpointError(f"{path}: the direction stored in this ONNX file is invalid "
+                                  f"({self.direction[:40]!r}; AtoB or BtoA)")
         self.metadata = dict(meta)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         arr = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
-        return torch.from_numpy(self.session.run(None, {self.input: arr})[0])
+        try:
+            out = self.session.run(None, {self.input: arr})[0]
+        except Exception as e:  # noqa: BLE001 - a graph that does not match its metadata fails here
+            raise CheckpointError(f"{self.path}: ONNX Runtime failed on an input of shape {tuple(arr.shape)} "
+                                  f"({first_line(e)}); does the file match its stored config?") from None
+        return torch.from_numpy(out)
+
+
+def onnx_config(text: str, path) -> RunConfig:
+    """The RunConfig stored (as JSON) in an ONNX file's metadata, checked like every config
+    (types, ranges, upper bounds); CheckpointError in one line if it is not valid."""
+    try:
+        d = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise CheckpointError(f"{path}: the configuration stored in this ONNX file is not valid JSON "
+                              f"({first_line(e)})") from None
+    return families.stored_config({"config": d}, path, what="ONNX file")
 
 
 def import_onnxruntime():

@@ -8,6 +8,7 @@ cannot be read or written costs one line in the summary, never the run.
 """
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,8 +25,8 @@ from .color import to_float, to_uint8
 from .config import FORMATS, ConfigError
 from .data.io import IMAGE_EXTENSIONS, DataError, is_image, list_images, load_image
 from .device import default_workers
-from .files import first_line, save_image
-from .translate import Translator, shape_batches
+from .files import check_output, first_line, printable, save_image
+from .translate import Translator, check_inference_options, shape_batches
 
 WRITE_THREADS = 2
 
@@ -101,10 +102,27 @@ def output_path(rel: Path, out_root: Path, suffix: str = "", fmt: str = "same") 
     return out_root / rel.parent / f"{rel.stem}{suffix}{ext}"
 
 
+def check_suffix(suffix: str) -> str:
+    """``--suffix`` is appended to a file name: no path separators (it must not move the output), no
+    control characters."""
+    if not isinstance(suffix, str):
+        raise ConfigError(f"suffix must be text, got {suffix!r}")
+    bad = [c for c in suffix if c in ("/", "\\", os.sep, os.altsep or "/") or not c.isprintable()]
+    if bad:
+        raise ConfigError(f"--suffix {printable(suffix)!r}: may not contain {printable(bad[0])!r} (path separators "
+                          "and control characters would move the output elsewhere); use e.g. _fake")
+    return suffix
+
+
 def plan_outputs(input: Path, output: Path, suffix: str, fmt: str) -> tuple[list[Path], list[Path], Path]:
-    """(input files, their output paths, the output folder); refuses outputs inside the input folder."""
+    """(input files, their output paths, the output folder).
+
+    Refuses (ConfigError, nothing written) an output folder equal to or inside the input folder,
+    and any output that, with symbolic links resolved, would land in the input or outside the
+    output folder (e.g. OUTPUT/sub linking to INPUT/sub)."""
     if fmt not in FORMATS:
         raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    check_suffix(suffix)
     if not input.exists():
         raise DataError(f"{input}: no such file or directory")
     src = input.resolve()
@@ -113,6 +131,7 @@ def plan_outputs(input: Path, output: Path, suffix: str, fmt: str) -> tuple[list
         dest = output / output_path(Path(input.name), Path(), suffix, fmt) if not is_image(output) else output
         if dest.resolve() == src:
             raise ConfigError(f"{dest}: the output would replace the input image; choose another OUTPUT")
+        _refuse_outputs([dest], dest.parent, input)
         return files, [dest], dest.parent
     dst = output.resolve()
     if dst == src or src in dst.parents:
@@ -124,7 +143,15 @@ def plan_outputs(input: Path, output: Path, suffix: str, fmt: str) -> tuple[list
     if not files:
         raise DataError(f"{input}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)}, recursively)")
     outs = [output_path(f.relative_to(input), output, suffix, fmt) for f in files]
+    _refuse_outputs(outs, output, input)
     return files, outs, output
+
+
+def _refuse_outputs(outs: list[Path], root: Path, input: Path) -> None:
+    problems = [p for p in (check_output(o, root, [input]) for o in outs) if p]
+    if problems:
+        more = f" ({len(problems)} outputs like it)" if len(problems) > 1 else ""
+        raise ConfigError(f"{problems[0]}{more}; nothing was written")
 
 
 def translate_folder(model: str | Path | Translator, input: str | Path, output: str | Path, *,
@@ -146,8 +173,9 @@ def translate_folder(model: str | Path | Translator, input: str | Path, output: 
     """
     from tqdm import tqdm
     input, output = Path(input), Path(output)
+    check_inference_options(policy=policy, batch_size=batch_size, workers=workers, seed=seed)
     files, outs, out_root = plan_outputs(input, output, suffix, format)
-    log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
+    log = log or (lambda msg: tqdm.write(printable(msg), file=sys.stderr))
     tr = model if isinstance(model, Translator) else Translator.load(
         model, device=device, policy=policy, batch_size=batch_size, dropout_noise=dropout_noise, seed=seed,
         direction=direction)
@@ -185,6 +213,9 @@ def translate_folder(model: str | Path | Translator, input: str | Path, output: 
         try:
             orig = to_float(original.numpy()) if original is not None else None
             arr = to_uint8(tr.finish(out, size, orig))
+            problem = check_output(dest, out_root, [input])    # a link may have appeared while we worked
+            if problem:
+                raise OSError(problem)
             if dest.exists() and not overwrite:          # appeared while we worked: keep it
                 with lock:
                     summary.skipped.append(dest)

@@ -27,12 +27,14 @@ from torchvision.utils import make_grid
 from . import families
 from .checkpoint import CheckpointError
 from .color import to_uint8
-from .config import RunConfig
+from .config import ConfigError, RunConfig, check_int, check_seed
 from .device import resolve_device
-from .files import save_image
+from .files import check_output, save_image
 from .inference import load_generator
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+MAX_IMAGES = 100_000             # images per call (--n, --steps)
+MAX_VALUES = 2 ** 28             # ... and at most 1 GiB of float32 pixels at once (4096 RGB images of 128x128)
 
 
 class Sampler:
@@ -70,16 +72,27 @@ class Sampler:
                for i in range(0, z.shape[0], self.batch_size)]
         return torch.cat(out)
 
+    def check_count(self, n: int, name: str = "n", low: int = 1) -> int:
+        """``n`` if that many images fit the budget (:data:`MAX_IMAGES`, :data:`MAX_VALUES`); else ConfigError."""
+        check_int(name, n, low, MAX_IMAGES)
+        s = self.cfg.model.image_size
+        most = max(1, MAX_VALUES // (3 * s * s))
+        if n > most:
+            raise ConfigError(f"{name} {n} is too many at once: at most {most:,} images of {s}x{s} "
+                              f"(1 GiB of pixels); draw them in several runs")
+        return n
+
     def sample(self, n: int = 64, seed: int = 0) -> torch.Tensor:
-        if n < 1:
-            raise ValueError(f"n must be at least 1, got {n}")
+        self.check_count(n)
+        check_seed(seed)
         return self.generate(self.noise(n, seed))
 
     def interpolate(self, seed_a: int, seed_b: int, steps: int = 8) -> torch.Tensor:
         """``steps`` images from seed_a's z to seed_b's z, both ends included: spherical
         interpolation for normal noise (it keeps |z| typical), linear for uniform noise."""
-        if steps < 2:
-            raise ValueError(f"steps must be at least 2, got {steps}")
+        self.check_count(steps, "steps", 2)
+        check_seed(seed_a, "seed-a")
+        check_seed(seed_b, "seed-b")
         za, zb = self.noise(1, seed_a)[0], self.noise(1, seed_b)[0]
         ts = torch.linspace(0, 1, steps)
         if self.cfg.model.noise == "normal":
@@ -114,14 +127,18 @@ def interpolate(model, seed_a: int, seed_b: int, steps: int = 8) -> torch.Tensor
 
 
 def save_samples(images: torch.Tensor, out: str | Path, *, grid: bool = False, prefix: str = "sample",
-                 nrow: int | None = None, gray: bool = False, overwrite: bool = False) -> list[Path]:
+                 nrow: int | None = None, gray: bool = False, overwrite: bool = False,
+                 inputs=()) -> list[Path]:
     """Write images (N, 3, H, W) in [0, 1] as one grid or one PNG each; return the paths.
 
     ``out``: with ``grid``, a file name (``x.png``) or a folder (``FOLDER/{prefix}_grid.png``);
     without, a folder receiving ``{prefix}_0000.png`` ..., or a file name when N == 1.
-    Existing files are never replaced unless ``overwrite``.
+    Existing files are never replaced unless ``overwrite``; no file is written into ``inputs``
+    (e.g. the model file) or, through a symbolic link, outside ``out``.
     """
     out = Path(out)
+    if nrow is not None:
+        check_int("nrow", nrow, 1, MAX_IMAGES)
     is_file = out.suffix.lower() in IMAGE_SUFFIXES
     if is_file and out.is_dir():
         raise FileExistsError(f"{out}: is a folder, not a file name")
@@ -137,6 +154,10 @@ def save_samples(images: torch.Tensor, out: str | Path, *, grid: bool = False, p
     else:
         width = max(4, len(str(images.shape[0] - 1)))
         paths = [out / f"{prefix}_{i:0{width}d}.png" for i in range(images.shape[0])]
+    for p in paths:
+        problem = check_output(p, p.parent if is_file else out, inputs)
+        if problem:
+            raise ConfigError(problem)
     if not overwrite:
         existing = [p for p in paths if p.exists()]
         if existing:

@@ -54,7 +54,7 @@ from . import color as colorlib
 from . import families
 from .checkpoint import CheckpointError
 from .color import to_float, to_uint8
-from .config import POLICY_ALIASES, ConfigError, RunConfig
+from .config import MAX_BATCH, MAX_WORKERS, POLICY_ALIASES, ConfigError, RunConfig, check_int, check_seed
 from .device import resolve_device
 from .families.wrappers import set_dropout
 from .inference import OnnxBackend, TorchBackend, load_generator
@@ -96,10 +96,7 @@ class Translator:
                  source: str = "", dropout_noise: bool = False, direction: str | None = None):
         fam = families.get(cfg.model.kind)
         self.direction = families.pick_direction(cfg, direction, source)
-        if policy not in POLICY_ALIASES:
-            raise ConfigError(f"policy must be one of resize, pad (native), got {policy!r}")
-        if batch_size < 1:
-            raise ConfigError(f"batch-size must be at least 1, got {batch_size}")
+        check_inference_options(policy=policy, batch_size=batch_size)
         self.backend, self.cfg, self.family = backend, cfg, fam
         self.policy = POLICY_ALIASES[policy]
         self.batch_size = batch_size
@@ -116,6 +113,7 @@ class Translator:
         ``"AtoB"``, the default, or ``"BtoA"``); a pix2pix model translates its training direction only.
         """
         path = Path(model)
+        check_inference_options(policy=policy, batch_size=batch_size, seed=seed)     # before loading anything
         dev = resolve_device(device)
         if path.suffix.lower() == ".onnx":
             if not path.is_file():
@@ -221,6 +219,18 @@ class Translator:
                 return [Image.fromarray(to_uint8(y)) for y in self.translate_tensors(xs)]
             return [self(im) for im in images]
         raise TypeError(f"cannot translate a {type(images).__name__}; pass PIL images, arrays or tensors")
+
+
+def check_inference_options(*, policy: str = "resize", batch_size: int = 8, workers: int | None = None,
+                            seed: int | None = None) -> None:
+    """The options of translate and eval, checked before anything is loaded; ConfigError in one line."""
+    if policy not in POLICY_ALIASES:
+        raise ConfigError(f"policy must be one of resize, pad (native), got {policy!r}")
+    check_int("batch-size", batch_size, 1, MAX_BATCH)
+    if workers is not None:
+        check_int("workers", workers, 0, MAX_WORKERS)
+    if seed is not None:
+        check_seed(seed)
 
 
 def _as_rgb(x: torch.Tensor) -> torch.Tensor:

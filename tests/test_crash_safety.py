@@ -41,8 +41,11 @@ def save(obj, f, *args, **kwargs):
     real_save(obj, f, *args, **kwargs)
     calls[0] += 1
     if calls[0] == int(os.environ["KILL_AT_SAVE"]):
-        with open(f, "r+b") as fh:
-            fh.truncate(os.path.getsize(f) // 2)
+        name = f if isinstance(f, (str, os.PathLike)) else f.name     # a path, or the open file torch.save got
+        if hasattr(f, "flush"):
+            f.flush()
+        with open(name, "r+b") as fh:
+            fh.truncate(os.path.getsize(name) // 2)
         os.kill(os.getpid(), signal.SIGKILL)
 torch.save = save
 from img2img.cli import main

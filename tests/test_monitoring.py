@@ -187,10 +187,10 @@ def test_cyclegan_validation_folders_pairs_or_domains(tmp_path):
 
 def test_validation_settings_are_checked_in_one_line(tmp_path):
     pairs = write_ab(tmp_path / "pairs", n=2)
-    bad = [(dict(val_split=1.0), "val-split must be a fraction"), (dict(val_split=-0.1), "val-split"),
+    bad = [(dict(val_split=1.0), r"val-split must be a finite number in \[0, 1\)"), (dict(val_split=-0.1), "val-split"),
            (dict(val=str(pairs), val_split=0.5), "not both"), (dict(val=str(pairs)), "training folder itself"),
            (dict(val_every=5), "needs validation data"), (dict(best_by="fid"), "best-by must be one of"),
-           (dict(keep_every=-1), "keep-every must be >= 0"), (dict(profile=-2), "profile must be >= 0")]
+           (dict(keep_every=-1), "keep-every must be between 0"), (dict(profile=-2), "profile must be between 0")]
     for settings, msg in bad:
         with pytest.raises(ConfigError, match=msg):
             train(pairs=str(pairs), out=str(tmp_path / "run"), max_steps=1, **{**TINY, **settings})

@@ -21,12 +21,21 @@ class DataError(ValueError):
     """A problem with the user's data; the message names the file and fits on one line."""
 
 
+class DataWarning(UserWarning):
+    """Something in the user's data that is left out (not an error); the CLI prints it on one line."""
+
+
 def is_image(path: str | Path) -> bool:
     return str(path).lower().endswith(IMAGE_EXTENSIONS)
 
 
 def list_images(root: str | Path) -> list[Path]:
-    """All image files under ``root`` (recursive, sorted, hidden files skipped)."""
+    """All image files under ``root`` (recursive, sorted, hidden files skipped).
+
+    Symbolic links to folders are not followed (they could loop, or lead out of the folder
+    given); each one left out is announced with a :class:`DataWarning`.  Links to files are
+    read like files.
+    """
     root = Path(root)
     if not root.exists():
         raise DataError(f"{root}: no such file or directory")
@@ -37,6 +46,10 @@ def list_images(root: str | Path) -> list[Path]:
     out = []
     for dirpath, dirnames, filenames in os.walk(root, onerror=_unlistable):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for d in dirnames:
+            if os.path.islink(os.path.join(dirpath, d)):     # os.walk does not descend into it
+                warnings.warn(DataWarning(f"{Path(dirpath) / d}: symbolic link to a folder, not followed "
+                                          "(its images are left out; give the folder itself to include them)"))
         out += [Path(dirpath) / f for f in sorted(filenames) if not f.startswith(".") and is_image(f)]
     return out
 

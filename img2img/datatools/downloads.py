@@ -32,9 +32,12 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
+from ..config import check_int, check_number
 from ..data.io import DataError
 
 BASE_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
+MAX_RETRIES = 100          # resume attempts within one call
+MAX_TIMEOUT = 3600.0       # seconds of network silence before an attempt gives up
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,8 @@ def download(name: str, dest, *, url: str | None = None, sha256: str | None = No
     if not (name and all(c.isalnum() or c in "-_." for c in name)) or name in (".", ".."):
         raise DataError(f"{name!r}: a data set name may hold letters, digits, '-', '_' and '.' only")
 
+    check_int("retries", retries, 0, MAX_RETRIES)
+    check_number("timeout", timeout, 0.0, MAX_TIMEOUT, low_open=True, why=" seconds")
     dest = Path(dest)
     if dest.exists() and not dest.is_dir():
         raise DataError(f"{dest}: exists and is not a directory")
@@ -117,6 +122,9 @@ def download(name: str, dest, *, url: str | None = None, sha256: str | None = No
         fname = f"{name}.tar.gz"
     archive = dest / fname
     part = archive.with_name(archive.name + ".part")
+    for f in (archive, part):                 # appended to / read in place: a link would lead elsewhere
+        if f.is_symlink():
+            raise DataError(f"{f}: is a symbolic link; refused (downloads are written only inside {dest})")
 
     if not archive.exists():
         attempt = 0

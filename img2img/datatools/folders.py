@@ -34,12 +34,13 @@ from typing import Callable, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from ..config import ConfigError
+from ..config import MAX_SEED, MAX_WORKERS, ConfigError, check_int, check_number
 from ..data.io import DataError, list_images, load_image
-from ..files import IMAGE_FORMATS, atomic_path, save_image
+from ..files import IMAGE_FORMATS, atomic_path, check_output, save_image
 from . import ops
 
 LAYOUTS = ("ab", "folders", "single")
+MAX_SIDE = 16384                 # output side of resize: the largest image img2img reads (data.io.MAX_PIXELS)
 SPLIT_NAMES = ("train", "val", "test")
 
 
@@ -84,8 +85,8 @@ def resize(src, out, size: int = 256, *, mode: str = "crop", resample: str = "la
     pair and resizes both halves, giving ``2*size`` x ``size`` files.
     ``resample``: lanczos, bicubic, bilinear or nearest (use nearest for label maps).
     """
-    if size < 1:
-        raise ConfigError(f"size must be a positive number of pixels, got {size}")
+    check_int("size", size, 1, MAX_SIDE // 2 if ab else MAX_SIDE,
+              " pixels" + (" (--ab files are twice as wide)" if ab else ""))
     _choice("mode", mode, ("crop", "pad"))
     _choice("resample", resample, tuple(ops.RESAMPLE))
     root, files = _inputs(src)
@@ -105,8 +106,7 @@ def grayscale(src, out, *, layout: str = "single", ext: str | None = None, quali
 def blank(src, out, *, fraction: float = 0.5, layout: str = "ab", ext: str | None = None, quality: int = 95,
           workers: int | None = None, overwrite: bool = False, progress: bool = True) -> Result:
     """Inpainting pairs: A is the image with a centred white rectangle (``fraction`` of each side), B the image."""
-    if not 0.0 < fraction <= 1.0:
-        raise ConfigError(f"fraction must be in (0, 1], got {fraction}")
+    check_number("fraction", fraction, 0.0, 1.0, low_open=True)
     return _derive("blank", src, out, {"fraction": fraction}, layout, ext, quality, workers, overwrite, progress)
 
 
@@ -169,8 +169,9 @@ def split(src, out, ratios: Sequence[float] = (0.8, 0.2), *, seed: int = 0, unpa
     Files are copied byte for byte after checking that they decode.
     """
     ratios = [float(r) for r in ratios]
-    if not 2 <= len(ratios) <= 3 or any(r < 0 or not math.isfinite(r) for r in ratios) or sum(ratios) <= 0:
+    if not 2 <= len(ratios) <= 3 or any(not 0 <= r <= 1e6 for r in ratios) or sum(ratios) <= 0:
         raise ConfigError(f"ratios must be 2 or 3 non-negative numbers (train val [test]), got {ratios}")
+    check_int("seed", seed, 0, MAX_SEED)
     src, out = Path(src), Path(out)
     if not src.is_dir():
         raise DataError(f"{src}: no such directory" if not src.exists() else f"{src}: not a directory")
@@ -320,6 +321,9 @@ def _plan(roots: list[Path], out: Path, tasks: list[_Task], overwrite: bool) -> 
             for r, parts in inside:
                 if rel[:len(parts)] == parts:
                     raise DataError(f"{d}: would be written inside the input folder {r}; choose another output folder")
+            problem = check_output(d, out, roots)       # symbolic links resolved: OUT/sub -> SRC/sub
+            if problem:
+                raise DataError(f"{problem}; nothing was written")
             key = Path(os.path.normcase(d))
             if key in seen:
                 raise DataError(f"{t.srcs[0]} and {seen[key]} would both be written to {d} "
@@ -344,10 +348,14 @@ def default_workers() -> int:
 
 def _execute(op, roots, out, tasks, transform, params, workers, overwrite, progress, problems=()) -> Result:
     out = Path(out)
+    workers = default_workers() if workers is None else check_int("workers", workers, 0, MAX_WORKERS)
+    if "quality" in params:
+        check_int("quality", params["quality"], 1, 100, " (JPEG/WebP)")
     _plan(roots, out, tasks, overwrite)
+    params = dict(params, guard=(str(out), tuple(str(r) for r in roots)))    # checked again at each write
     res = Result(op, out, total=len(tasks) + len(problems), failed=list(problems))
     fn = partial(_work, transform, params)
-    errors = _run(op, fn, tasks, default_workers() if workers is None else workers, progress)
+    errors = _run(op, fn, tasks, workers, progress)
     res.succeeded = [e is None for e in errors]
     res.done = sum(res.succeeded)
     res.failed += [e for e in errors if e is not None]
@@ -405,6 +413,9 @@ def _work(transform: str, params: dict, task: _Task) -> str | None:
                 load_image(s)                        # decodes: a truncated file is reported, not copied
                 data.append(s.read_bytes())
             for d, b in zip(task.dsts, data):
+                problem = _guard(params, d)
+                if problem:
+                    return problem
                 try:
                     with atomic_path(d) as tmp:
                         tmp.write_bytes(b)
@@ -424,11 +435,22 @@ def _work(transform: str, params: dict, task: _Task) -> str | None:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         return f"{task.srcs[0]}: cannot process image of {imgs[0].shape[1]}x{imgs[0].shape[0]} ({first})"
     for arr, d in zip(outs, task.dsts):
+        problem = _guard(params, d)
+        if problem:
+            return problem
         try:
             _save(arr, d, params.get("quality", 95))
         except OSError as e:
             return f"{d}: cannot write ({e.strerror or e})"
     return None
+
+
+def _guard(params: dict, dst: Path) -> str | None:
+    """Why ``dst`` may not be written now (a symbolic link into an input appeared since the plan), or None."""
+    if "guard" not in params:
+        return None
+    out, roots = params["guard"]
+    return check_output(dst, out, roots)
 
 
 def _compute(transform: str, p: dict, imgs: list[np.ndarray], srcs: tuple[Path, ...]) -> list[np.ndarray]:

@@ -19,7 +19,7 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import DATA_SOURCES, ConfigError, RunConfig, field_section
+from ..config import DATA_SOURCES, MAX_PARAMETERS, ConfigError, RunConfig, field_section
 
 if TYPE_CHECKING:
     from .base import Family
@@ -82,6 +82,7 @@ def make_config(base: RunConfig | None = None, **settings: Any) -> RunConfig:
                 setattr(getattr(cfg, field_section(name)), name, value)
     for name, value in settings.items():
         setattr(getattr(cfg, field_section(name)), name, value)
+    cfg.check_types()                      # (configure computes with the values)
     if fam is not None:
         fam.configure(cfg, set(settings))
     return cfg
@@ -105,14 +106,19 @@ def canonical_settings(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def check(cfg: RunConfig, data: bool = True) -> RunConfig:
-    """Validate ``cfg`` (shared rules, then the family's); ConfigError in one line.
+    """Validate ``cfg`` (shared rules, then the family's, then the networks' size); ConfigError in one line.
 
     ``data=False`` skips the training-data settings (for configs stored in model files).
+    The networks are counted on the meta device (:func:`meta_networks`), so a config that
+    asks for more than :data:`~img2img.config.MAX_PARAMETERS` is refused without building anything.
     """
-    cfg.validate()
+    if not isinstance(cfg, RunConfig):
+        raise ConfigError(f"expected a RunConfig, got {type(cfg).__name__}")
     fam = get(cfg.model.kind)
-    if cfg.model.image_size < 1:
-        raise ConfigError(f"image size must be at least 1, got {cfg.model.image_size} ({fam.size_flag})")
+    try:
+        cfg.validate()
+    except ConfigError as e:                  # the model's image size has a family-specific flag
+        raise ConfigError(str(e).replace("image size must", f"image size ({fam.size_flag}) must", 1)) from None
     if data:
         if getattr(cfg.data, fam.data) is None:
             raise ConfigError(f"{fam.name} needs --{fam.data} {DATA_SOURCES[fam.data]}")
@@ -124,17 +130,56 @@ def check(cfg: RunConfig, data: bool = True) -> RunConfig:
         raise ConfigError(f"{fam.name} has no validation while training (it draws from noise: there is no target "
                           f"to compare with); --val and --val-split are for {which}")
     fam.check(cfg)
+    G, D = meta_networks(cfg)
+    n = sum(p.numel() for p in G.parameters()) + sum(p.numel() for p in D.parameters())
+    if n > MAX_PARAMETERS:
+        raise ConfigError(f"these settings make networks of {n / 1e9:.1f} G parameters; the limit is "
+                          f"{MAX_PARAMETERS / 1e9:.0f} G ({4 * MAX_PARAMETERS / 1e9:.0f} GB of float32 weights); "
+                          "use a smaller --ngf/--ndf or image size")
     return cfg
 
 
-def stored_config(ckpt: dict[str, Any], path: str | Path) -> RunConfig:
-    """The checked RunConfig inside a loaded checkpoint; CheckpointError (one line) if it is malformed."""
+def meta_networks(cfg: RunConfig):
+    """(G, D) of ``cfg`` built on the meta device: shapes only, no memory, nothing initialised."""
+    import torch
+    fam = get(cfg.model.kind)
+    with torch.device("meta"):
+        return fam.build_generator(cfg), fam.build_discriminator(cfg)
+
+
+def weights_problem(cfg: RunConfig, weights: Any, which: str = "G") -> str | None:
+    """What keeps the state dict ``weights`` from loading into network ``which`` ("G" or "D") of
+    ``cfg`` -- a missing or unexpected entry, a shape that differs -- or None if it fits.
+
+    Compared with the network built on the meta device, before anything real is built, so a
+    file whose config asks for a huge network but holds small weights costs nothing."""
+    import torch
+    if not isinstance(weights, dict):
+        return f"the {which} weights are a {type(weights).__name__}, not a state dict"
+    net = meta_networks(cfg)[0 if which == "G" else 1]
+    want = net.state_dict()
+    for key, ref in want.items():
+        got = weights.get(key)
+        if not isinstance(got, torch.Tensor):
+            return f"{which} weights have no {key}" if got is None else f"{which} weight {key} is not a tensor"
+        if tuple(got.shape) != tuple(ref.shape):
+            return (f"{which} weight {key} has shape {tuple(got.shape)}, the stored config needs "
+                    f"{tuple(ref.shape)}")
+    extra = sorted(set(weights) - set(want))
+    if extra:
+        return f"{which} weights have an entry the stored config does not make ({extra[0]})"
+    return None
+
+
+def stored_config(ckpt: dict[str, Any], path: str | Path, what: str = "checkpoint") -> RunConfig:
+    """The checked RunConfig inside a loaded checkpoint (or, with ``what``, another model file's stored
+    config as a dict); CheckpointError (one line) if it is malformed or out of range."""
     from ..checkpoint import CheckpointError
     try:
         return check(RunConfig.from_dict(ckpt["config"]), data=False)
-    except (TypeError, ValueError, AttributeError, KeyError) as e:
-        text = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: the configuration stored in this checkpoint is invalid ({text})") from None
+    except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as e:
+        text = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: the configuration stored in this {what} is invalid ({text})") from None
 
 
 def pick_direction(cfg: RunConfig, direction: str | None, source: str = "") -> str:

@@ -53,6 +53,15 @@ class Translation(Family):
         elif m.image_size % 4:
             raise ConfigError(f"image size {m.image_size} is not a multiple of 4, which the {m.netG} generator "
                               f"needs; use --crop-size {4 * max(1, round(m.image_size / 4))}")
+        if m.netD != "pixel" and m.image_size // 2 ** m.d_layers < 3:
+            # PatchGAN: d_layers halvings, then two 4x4 convs that take 1 pixel each
+            most = max((k for k in range(1, m.d_layers) if m.image_size // 2 ** k >= 3), default=0)
+            raise ConfigError(f"d-layers {m.d_layers} is too many for {m.image_size}x{m.image_size} images: the "
+                              f"PatchGAN needs at least 3x3 left after its strided layers "
+                              + (f"(at most {most} here)" if most else "(use a larger image size)"))
+        if not cfg.data.colorization and (m.input_nc not in (1, 3) or m.output_nc not in (1, 3)):
+            raise ConfigError(f"{cls.name} works on gray (1) or RGB (3) channels, got input-nc {m.input_nc}, "
+                              f"output-nc {m.output_nc}")
 
     # -- networks ---------------------------------------------------------------------
     @classmethod

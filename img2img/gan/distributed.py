@@ -26,6 +26,11 @@ def env_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def env_rank() -> int:
+    """This process's rank as torchrun announces it (0 when not under torchrun)."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def setup(device_name: str) -> tuple[int, int, str]:
     """(rank, world size, device name for this process); starts the process group under torchrun."""
     world = env_world_size()

@@ -23,6 +23,7 @@ The run folder (``TrainConfig.out``) receives::
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -39,9 +40,9 @@ from tqdm import tqdm
 
 from .. import families, report, runpage
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from ..config import RESUMABLE, VAL_METRICS, ConfigError, RunConfig, field_section
+from ..config import DATA_SOURCES, RESUMABLE, VAL_METRICS, ConfigError, RunConfig, field_section
 from ..device import amp_dtype, resolve_device
-from ..files import atomic_write_text, remove_stale_temporaries
+from ..files import FolderBusy, atomic_write_text, folder_lock, printable, remove_stale_temporaries, within
 from . import distributed, monitor, objectives
 from .ema import EMAMeters, WeightEMA
 
@@ -253,8 +254,9 @@ class Trainer:
                         self._advance(bar, self.step - first_step, time.monotonic() - start)
                         if self.main and t.sample_every and self.step % t.sample_every == 0:
                             self.sample()
-                        if self.main and t.save_every and self.step % t.save_every == 0:
-                            self.save()
+                        epoch_end = self.step % self.steps_per_epoch == 0 or self.step >= self.total_steps
+                        if self.main and t.save_every and self.step % t.save_every == 0 and not epoch_end:
+                            self.save()        # (an epoch's end saves in end_of_epoch, after the epoch's grid)
                         if self.val_sets and t.val_every and self.step % t.val_every == 0:
                             self.validate()
                         if t.time_limit and self.elapsed >= t.time_limit * 60:
@@ -284,7 +286,7 @@ class Trainer:
             self.tb.close()
         msg = self.stop_reason or f"finished {self.step} steps"
         extra = ", best.pt" if (self.out / "best.pt").exists() else ""
-        print(f"{msg}; run folder {self.out} (index.html, latest.pt, model.pt{extra}, samples/, losses.png)",
+        print(printable(f"{msg}; run folder {self.out} (index.html, latest.pt, model.pt{extra}, samples/, losses.png)"),
               file=sys.stderr)
         if self.bad_files:
             print(f"{len(self.bad_files)} file(s) could not be decoded and were skipped", file=sys.stderr)
@@ -292,7 +294,9 @@ class Trainer:
 
     def end_of_epoch(self, final: bool = False) -> None:
         """An epoch's (or the run's) end: validation (each epoch, or the last pass with --val-every),
-        sample grid, latest.pt, the --keep-every snapshot, the loss plot and the run page."""
+        sample grid, the --keep-every snapshot, the loss plot and the run page, then latest.pt: the
+        checkpoint marks them done, so a kill before it makes a resumed run write them again
+        (never a checkpoint without its grid)."""
         self._outputs_at = self.step
         if not self.main:
             return
@@ -301,7 +305,6 @@ class Trainer:
             self.validate()
         if not t.sample_every:
             self.sample()
-        self.save()
         epoch, partial_epoch = divmod(self.step, self.steps_per_epoch)
         if t.keep_every and not partial_epoch and epoch % t.keep_every == 0:
             self.save_generator(self.out / "snapshots" / f"epoch_{epoch:03d}.pt")
@@ -314,6 +317,7 @@ class Trainer:
         self.write_page(rows, "training" if not final else ("stopped" if self._stop.is_set() else "finished"))
         if self.tb is not None:
             self.tb.flush()
+        self.save()
 
     # -- validation ------------------------------------------------------------
     def validate(self) -> dict[str, float]:
@@ -537,7 +541,7 @@ class Trainer:
         for e in errors:
             if e not in self.bad_files:
                 self.bad_files.add(e)
-                bar.write(f"warning: {e}; skipped")
+                bar.write(printable(f"warning: {e}; skipped"), file=sys.stderr)
 
     def _truncate_log(self) -> None:
         """On resume, drop log lines written after the checkpoint being resumed from."""
@@ -552,9 +556,9 @@ class Trainer:
         n_d = sum(p.numel() for p in self.D.parameters())
         desc = self.dataset.describe() if hasattr(self.dataset, "describe") else f"{len(self.dataset)} items"
         verb = "resuming at" if self.step else "starting at"
-        print(f"img2img {self.cfg.model.kind}: {desc}; G {n_g / 1e6:.2f}M, D {n_d / 1e6:.2f}M parameters; "
-              f"device {self.device}; {self.steps_per_epoch} steps/epoch, {self.total_steps} steps; "
-              f"{verb} step {self.step}; run folder {self.out}", file=sys.stderr)
+        print(printable(f"img2img {self.cfg.model.kind}: {desc}; G {n_g / 1e6:.2f}M, D {n_d / 1e6:.2f}M parameters; "
+                        f"device {self.device}; {self.steps_per_epoch} steps/epoch, {self.total_steps} steps; "
+                        f"{verb} step {self.step}; run folder {self.out}"), file=sys.stderr)
         if self.val_sets:
             t = self.cfg.train
             every = f"every {t.val_every} steps" if t.val_every else "after every epoch"
@@ -600,34 +604,85 @@ def train(config: RunConfig | None = None, *, resume: bool = False, dataset=None
     With ``resume=True`` the run in ``out`` continues from its latest.pt; only
     training-length and runtime settings (``RESUMABLE``) may change then.
     The CLI's spellings work too: ``model=`` for ``kind``, ``size=`` for ``image_size``.
+
+    The run folder is locked while the run lasts (:func:`img2img.files.folder_lock`): a second
+    training on the same folder is refused in one line naming the holder.
     """
     settings = families.canonical_settings(settings)
     if resume:
         out = settings.get("out") or (config.train.out if config is not None else None)
         if not out:
             raise ConfigError("--resume needs the run folder (--out RUN or --resume RUN)")
-        path = Path(out) / "latest.pt"
-        if not path.exists():
-            raise ConfigError(f"{path}: nothing to resume (no checkpoint in {out})")
-        ckpt = load_checkpoint(path)
-        base = families.stored_config(ckpt, path)
-        missing = sorted({"G", "D", "opt_g", "opt_d", "meters", "step", "elapsed", "rng"} - set(ckpt["state"]))
-        if missing:
-            raise CheckpointError(f"{path}: holds no full training state (missing {', '.join(missing)}); "
-                                  "--resume needs the latest.pt written by img2img train, not a model.pt")
-        fixed = sorted(k for k, v in settings.items() if k not in RESUMABLE and k != "out"
-                       and getattr(getattr(base, field_section(k)), k) != v)
-        if fixed:
-            raise ConfigError(f"--resume continues {out} with the settings stored in its checkpoint; "
-                              f"these cannot change: {', '.join('--' + k.replace('_', '-') for k in fixed)}")
-        cfg = families.make_config(base, **{k: v for k, v in settings.items() if k in RESUMABLE})
-        cfg.train.out = str(out)
-        return Trainer(cfg, dataset=dataset, checkpoint=ckpt).fit()
-    cfg = families.make_config(config, **settings)
+        if not Path(out).is_dir():
+            raise ConfigError(f"{Path(out) / 'latest.pt'}: nothing to resume (no checkpoint in {out})")
+        with _run_lock(out):
+            trainer = _resumed(Path(out), settings, dataset)
+            return trainer.fit()
+    cfg = families.check(families.make_config(config, **settings))
+    check_run_folder(cfg)
     out = Path(cfg.train.out)
-    if (out / "latest.pt").exists():
-        raise ConfigError(f"{out} already holds a run (latest.pt); continue it with --resume or choose another --out")
-    return Trainer(cfg, dataset=dataset).fit()
+    with _run_lock(out):
+        if (out / "latest.pt").exists():
+            raise ConfigError(f"{out} already holds a run (latest.pt); continue it with --resume or choose another --out")
+        return Trainer(cfg, dataset=dataset).fit()
+
+
+def _resumed(out: Path, settings: dict, dataset) -> "Trainer":
+    """The Trainer that continues the run in ``out`` (whose lock is held)."""
+    path = out / "latest.pt"
+    if not path.exists():
+        raise ConfigError(f"{path}: nothing to resume (no checkpoint in {out})")
+    ckpt = load_checkpoint(path)
+    base = families.stored_config(ckpt, path)
+    missing = sorted({"G", "D", "opt_g", "opt_d", "meters", "step", "elapsed", "rng"} - set(ckpt["state"]))
+    if missing:
+        raise CheckpointError(f"{path}: holds no full training state (missing {', '.join(missing)}); "
+                              "--resume needs the latest.pt written by img2img train, not a model.pt")
+    for which in ("G", "D"):                  # compared on the meta device, before building the networks
+        problem = families.weights_problem(base, ckpt["state"][which], which)
+        if problem:
+            raise CheckpointError(f"{path}: its training state does not fit the stored configuration ({problem})")
+    fixed = sorted(k for k, v in settings.items() if k not in RESUMABLE and k != "out"
+                   and getattr(getattr(base, field_section(k)), k) != v)
+    if fixed:
+        raise ConfigError(f"--resume continues {out} with the settings stored in its checkpoint; "
+                          f"these cannot change: {', '.join('--' + k.replace('_', '-') for k in fixed)}")
+    cfg = families.make_config(base, **{k: v for k, v in settings.items() if k in RESUMABLE})
+    cfg.train.out = str(out)
+    check_run_folder(families.check(cfg))
+    return Trainer(cfg, dataset=dataset, checkpoint=ckpt)
+
+
+def check_run_folder(cfg: RunConfig) -> None:
+    """Refuse a run folder that would write into the training data: --out equal to or inside
+    --pairs/--images, or the data inside the folder the sample grids go to (symbolic links resolved)."""
+    out = Path(cfg.train.out)
+    for source in DATA_SOURCES:
+        data = getattr(cfg.data, source)
+        if data is None or not Path(data).exists():
+            continue
+        if Path(data).is_dir() and within(out, data):
+            raise ConfigError(f"--out {out} is {'the' if Path(out).resolve() == Path(data).resolve() else 'inside the'} "
+                              f"training data folder --{source} {data}; the run would write its files (and sample "
+                              "grids) among the data it trains on; choose an --out outside it")
+        if within(data, out / "samples"):
+            raise ConfigError(f"--{source} {data} is inside {out / 'samples'}, where the run writes its sample "
+                              "grids; choose another --out")
+
+
+@contextlib.contextmanager
+def _run_lock(out: str | Path):
+    """The run folder's lock, taken by rank 0 only (the one process that writes; other ranks of a
+    torchrun job share the run).  A busy folder is a ConfigError naming the holder."""
+    if distributed.env_rank() != 0:
+        yield
+        return
+    try:
+        with folder_lock(out):
+            yield
+    except FolderBusy as e:
+        raise ConfigError(f"{e.folder} is in use by another training ({e.holder or 'pid unknown'}); "
+                          "wait for it to finish, or choose another --out") from None
 
 
 def _fast_adam() -> dict:
