@@ -54,7 +54,7 @@ class Img2imgRunner:
     """An img2img Trainer driven step by step like Trainer.fit does it."""
 
     def __init__(self, images: str, settings: dict, out: Path, dataset=None):
-        from img2img.config import make_config
+        from img2img.families import make_config
         from img2img.gan.trainer import Trainer
         cfg = make_config(kind="dcgan", image_size=32, images=images, out=str(out), progress=False, **settings)
         self.trainer = Trainer(cfg, dataset=dataset)
