@@ -166,6 +166,9 @@ def _add_train_parser(sub) -> None:
     _add(g, "--z-dim", dest="z_dim", type=int, metavar="N", help="dcgan/mlp: noise dimensions")
     _add(g, "--noise", dest="noise", choices=NOISES,
          help="dcgan/mlp: noise distribution, N(0,1) or U(-1,1)")
+    _add(g, "--d-spectral-norm", dest="d_spectral_norm", action="store_true",
+         help=f"{', '.join(kinds_where(spectral_norm_d=True))}: spectral normalisation of D's layers, "
+              "in place of BatchNorm in D")
     _add(g, "--mlp-hidden", dest="mlp_hidden", type=int, metavar="N", help="mlp: hidden units of G and D")
     _add(g, "--mlp-out", dest="mlp_out", choices=MLP_OUTPUTS,
          help="mlp: G's output (sigmoid trains on pixels in [0, 1])")
@@ -181,6 +184,7 @@ def _add_train_parser(sub) -> None:
          help="stop after MIN minutes of training (a checkpoint is written)")
     _add(g, "--batch-size", dest="batch_size", type=int, metavar="N", help="images per step")
     _add(g, "--lr", dest="lr", type=float, help="Adam learning rate")
+    _add(g, "--lr-d", dest="lr_d", type=float, metavar="LR", help="discriminator learning rate (default: --lr)")
     _add(g, "--beta1", dest="beta1", type=float, help="Adam beta1")
     _add(g, "--lambda-l1", dest="lambda_l1", type=float, metavar="L", help="pix2pix: weight of the L1 term")
     _add(g, "--lambda-cycle", dest="lambda_cycle", type=float, metavar="L",
@@ -191,6 +195,13 @@ def _add_train_parser(sub) -> None:
          help="cyclegan: generated images kept to show each discriminator (0: no history)")
     _add(g, "--g-ema", dest="g_ema", type=float, metavar="DECAY",
          help="keep an EMA of the generator's weights and use it for samples and model.pt (0: off)")
+    _add(g, "--g-ema-start", dest="g_ema_start", type=int, metavar="N",
+         help="the weight EMA copies G for the first N generator steps, then averages")
+    _add(g, "--label-smoothing", dest="label_smoothing", type=float, metavar="S",
+         help="one-sided label smoothing: D's target for real images is 1 - S (nonsat, minimax)")
+    _add(g, "--instance-noise", dest="instance_noise", type=float, metavar="STD",
+         help="Gaussian noise of this std on every image D sees (real and generated), decaying linearly "
+              "to 0 over the run")
     _add(g, "--objective", dest="objective", choices=OBJECTIVES,
          help="GAN objective")
     _add(g, "--d-steps", dest="d_steps", type=int, metavar="K", help="discriminator updates per generator update")

@@ -148,6 +148,7 @@ class ModelConfig:
     netG: str = "unet"         # image-to-image generator: unet | resnet9 | resnet6
     netD: str = "patch"        # image discriminator: patch (70x70) | nlayers (d_layers strided layers) | pixel (1x1)
     norm: str = "batch"        # normalisation in G and D: batch | instance | none
+    d_spectral_norm: bool = False  # spectral norm on D's layers in place of its BatchNorm (families that offer it)
 
     def validate(self) -> None:
         """Checks that hold for every family (each family checks its own rules on top)."""
@@ -232,6 +233,9 @@ class TrainConfig:
     d_steps: int = 1                # discriminator updates per generator update
     ema_decay: float = 0.99         # smoothing of the losses shown in the progress bar
     g_ema: float = 0.999            # >0: keep an exponential moving average of G's weights (0: off)
+    g_ema_start: int = 0            # generator steps during which the EMA copies G (then it averages)
+    label_smoothing: float = 0.0    # one-sided: D's target for real images is 1 - s (nonsat, minimax)
+    instance_noise: float = 0.0     # std of Gaussian noise on every image D sees, decaying linearly to 0
     seed: int = 0
     device: str = "auto"            # auto | cpu | cuda | cuda:N
     channels_last: bool = False     # NHWC tensors (slower on the CPU here, try on GPU)
@@ -282,6 +286,11 @@ class TrainConfig:
         check_number("lambda-cycle", self.lambda_cycle, 0.0, math.inf)
         check_number("lambda-identity", self.lambda_identity, 0.0, math.inf, why=" (a fraction of lambda-cycle; 0: off)")
         check_int("pool-size", self.pool_size, 0, MAX_POOL, " (0: no history pool)")
+        check_int("g-ema-start", self.g_ema_start, 0, MAX_STEPS, " (steps before the weight EMA starts)")
+        check_number("label-smoothing", self.label_smoothing, 0.0, 1.0, high_open=True, why=" (0: off)")
+        if self.label_smoothing and self.objective not in ("nonsat", "minimax"):
+            raise ConfigError(f"label-smoothing is for the nonsat and minimax objectives, not {self.objective}")
+        check_number("instance-noise", self.instance_noise, 0.0, math.inf, why=" (0: off)")
 
 
 @dataclass

@@ -129,6 +129,10 @@ def check(cfg: RunConfig, data: bool = True) -> RunConfig:
         which = ", ".join(k for k in FAMILIES if get(k).validates)
         raise ConfigError(f"{fam.name} has no validation while training (it draws from noise: there is no target "
                           f"to compare with); --val and --val-split are for {which}")
+    if cfg.model.d_spectral_norm and not fam.spectral_norm_d:
+        offered = [k for k in FAMILIES if get(k).spectral_norm_d]
+        raise ConfigError(f"--d-spectral-norm is for the {' and '.join(offered) or 'no'} discriminator, "
+                          f"not {fam.name}'s")
     fam.check(cfg)
     G, D = meta_networks(cfg)
     n = sum(p.numel() for p in G.parameters()) + sum(p.numel() for p in D.parameters())

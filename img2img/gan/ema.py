@@ -38,18 +38,21 @@ class WeightEMA:
     """A copy of a network whose parameters track an EMA of the original's (Polyak averaging).
 
     The decay ramps up as ``min(decay, (1 + n) / (10 + n))`` so early averages are not
-    dominated by the random initialisation.  Buffers (BatchNorm running stats) are copied.
+    dominated by the random initialisation; for the first ``start`` updates the copy just
+    follows the model (n counts the updates after those).  Buffers (BatchNorm running
+    stats) are copied.
     """
 
-    def __init__(self, model: nn.Module, decay: float):
-        self.decay = decay
+    def __init__(self, model: nn.Module, decay: float, start: int = 0):
+        self.decay, self.start = decay, start
         self.updates = 0
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         self.updates += 1
-        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        n = self.updates - self.start
+        d = 0.0 if n <= 0 else min(self.decay, (1 + n) / (10 + n))
         src = [p.detach() for p in model.parameters()]
         dst = list(self.model.parameters())
         torch._foreach_lerp_(dst, src, 1.0 - d)

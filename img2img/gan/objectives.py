@@ -28,9 +28,13 @@ import torch.nn.functional as F
 Tensor = torch.Tensor
 
 
-def bce_d(real: Tensor, fake: Tensor) -> Tensor:
-    """-log D(x) - log(1 - D(G(z)))."""
-    return F.softplus(-real).mean() + F.softplus(fake).mean()
+def bce_d(real: Tensor, fake: Tensor, smooth: float = 0.0) -> Tensor:
+    """-log D(x) - log(1 - D(G(z))); with ``smooth`` s > 0, one-sided label smoothing
+    (Salimans et al., 2016): the target for real samples is 1 - s, i.e. the real term is
+    -(1 - s) log D(x) - s log(1 - D(x))."""
+    real_term = F.softplus(-real).mean() if not smooth else \
+        (1 - smooth) * F.softplus(-real).mean() + smooth * F.softplus(real).mean()
+    return real_term + F.softplus(fake).mean()
 
 
 def minimax_g(fake: Tensor) -> Tensor:

@@ -24,6 +24,7 @@ The run folder (``TrainConfig.out``) receives::
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -97,7 +98,7 @@ class Trainer:
         adam = dict(betas=(t.beta1, t.beta2), **_fast_adam())
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr, **adam)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr_d or t.lr, **adam)
-        self.g_ema = WeightEMA(self.G, t.g_ema) if t.g_ema > 0 else None
+        self.g_ema = WeightEMA(self.G, t.g_ema, t.g_ema_start) if t.g_ema > 0 else None
         self.amp_dtype = amp_dtype(t.amp, self.device)
         # fp16 needs loss scaling against gradient underflow; bf16 and fp32 do not
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
@@ -105,6 +106,8 @@ class Trainer:
             for net in _networks(self.G) + _networks(self.D):
                 net.compile()
         self.d_loss_fn, self.g_loss_fn = objectives.get(t.objective)
+        if t.label_smoothing:
+            self.d_loss_fn = functools.partial(objectives.bce_d, smooth=t.label_smoothing)
         self.meters = EMAMeters(t.ema_decay)
 
         self.dataset = dataset = self.family.dataset(cfg) if dataset is None else dataset
@@ -157,10 +160,14 @@ class Trainer:
 
         self.D.requires_grad_(True)
         logs: dict[str, float] = {}
+        noise = self.instance_noise_std()
         with self._autocast():
             loss_d, p_real, p_fake, gps = 0.0, [], [], []
             for name, D, real_in, fake_in in m.d_terms(batch, fakes):
                 fake_in = fake_in.detach()
+                if noise > 0:                      # instance noise (Sonderby et al., 2017), decaying to 0
+                    real_in = real_in + noise * torch.randn_like(real_in)
+                    fake_in = fake_in + noise * torch.randn_like(fake_in)
                 d_real, d_fake = D(real_in), D(fake_in)
                 loss = self.d_loss_fn(d_real.float(), d_fake.float())
                 if t.objective == "wgan-gp":
@@ -184,6 +191,8 @@ class Trainer:
             self.D.requires_grad_(False)
             with self._autocast():
                 adversarial, extra = m.g_terms(batch, fakes)
+                if noise > 0:
+                    adversarial = [(name, D, x + noise * torch.randn_like(x)) for name, D, x in adversarial]
                 gan = {name: self.g_loss_fn(D(fake_in).float()) for name, D, fake_in in adversarial}
                 loss_g = sum(gan.values()) + sum(extra.values())
             self.opt_g.zero_grad(set_to_none=True)
@@ -520,6 +529,11 @@ class Trainer:
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                               enabled=self.amp_dtype is not None)
+
+    def instance_noise_std(self) -> float:
+        """The std of the instance noise at this point of the run: --instance-noise, falling
+        linearly to 0 over the schedule (:meth:`progress`)."""
+        return self.cfg.train.instance_noise * (1.0 - self.progress())
 
     def progress(self) -> float:
         """Fraction of the schedule done: by epochs, or by --time-limit, whichever is further.

@@ -54,16 +54,29 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    """(N, in_ch, S, S) -> (N,) logits."""
+    """(N, in_ch, S, S) -> (N,) logits.  ``batchnorm=False`` leaves BatchNorm out (for spectral
+    normalisation, :func:`spectral_normalize`, which takes its place)."""
 
-    def __init__(self, in_ch: int = 3, ndf: int = 64, image_size: int = 64):
+    def __init__(self, in_ch: int = 3, ndf: int = 64, image_size: int = 64, batchnorm: bool = True):
         super().__init__()
         widths = [c for _, c in reversed(_widths(ndf, image_size))]   # at S/2, S/4, ..., 4
         layers: list[nn.Module] = [nn.Conv2d(in_ch, widths[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
         for c_in, c_out in zip(widths, widths[1:]):
-            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, True)]
+            norm = nn.BatchNorm2d(c_out) if batchnorm else nn.Identity()
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), norm, nn.LeakyReLU(0.2, True)]
         layers.append(nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=False))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).flatten()
+
+
+def spectral_normalize(module: nn.Module) -> nn.Module:
+    """Spectral normalisation (Miyato et al., 2018) of every convolution in ``module``: each
+    weight is divided by its largest singular value, estimated by one power iteration per
+    training forward pass.  Apply after the weights are initialised."""
+    from torch.nn.utils.parametrizations import spectral_norm
+    for name, m in list(module.named_modules()):
+        if isinstance(m, nn.Conv2d):
+            spectral_norm(m)
+    return module
