@@ -632,7 +632,8 @@ def test_a_full_disk_while_training_keeps_the_last_checkpoint(what, tmp_path, ca
     assert rc == 1 and "No space left on device" in lines[-1], lines
     assert str(run / ("latest.pt" if what == "checkpoint" else "samples")) in lines[-1], lines
     assert sum("error" in ln for ln in lines) == 1, lines
-    # (the log is appended to, config.json records the new --max-steps, losses.png plots the log: it is
-    # drawn before the checkpoint that marks the epoch done)
-    assert_kept({p: b for p, b in before.items() if p.name not in ("log.jsonl", "config.json", "losses.png")})
+    # (the log is appended to, config.json records the new --max-steps, losses.png plots the log and
+    # index.html shows it: both are drawn before the checkpoint that marks the epoch done)
+    assert_kept({p: b for p, b in before.items()
+                 if p.name not in ("log.jsonl", "config.json", "losses.png", "index.html")})
     assert not no_temporaries(run)

@@ -82,7 +82,7 @@ def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
     before = (run / "latest.pt").read_bytes()
 
     def disk_full(obj, f, *a, **k):
-        Path(f).write_bytes(b"partial")
+        Path(f if isinstance(f, (str, Path)) else f.name).write_bytes(b"partial")   # a path or a file
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", disk_full)
