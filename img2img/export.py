@@ -132,30 +132,29 @@ def export_onnx(model: str | Path, out: str | Path, *, opset: int = DEFAULT_OPSE
     in_name, out_name = fam.io_names
     result = ExportResult(out, opset, float("nan"), exporter=exporter)
 
+    def torchscript_instead(why: str, failed: str) -> None:
+        """Export again with the legacy exporter (noting ``why``); ExportError "``failed`` (...)" if that fails too."""
+        result.notes.append(f"{why}; used the torchscript exporter")
+        result.exporter = "torchscript"
+        try:
+            _export(module, inputs[0], tmp, opset, in_name, out_name, image_input, "torchscript")
+        except Exception as e:  # noqa: BLE001 - exporters raise many types
+            raise ExportError(f"{out}: {failed} ({first_line(e)})") from None
+
     with atomic_path(out) as tmp:
         try:
             _export(module, inputs[0], tmp, opset, in_name, out_name, image_input, exporter)
         except Exception as e:  # noqa: BLE001 - exporters raise many types
             if exporter != "dynamo":
                 raise ExportError(f"{out}: ONNX export failed ({first_line(e)})") from None
-            result.notes.append(f"the dynamo exporter failed ({first_line(e)}); used the torchscript exporter")
-            result.exporter = "torchscript"
-            try:
-                _export(module, inputs[0], tmp, opset, in_name, out_name, image_input, "torchscript")
-            except Exception as e2:  # noqa: BLE001
-                raise ExportError(f"{out}: ONNX export failed ({first_line(e2)})") from None
+            torchscript_instead(f"the dynamo exporter failed ({first_line(e)})", "ONNX export failed")
         proto = onnx.load(str(tmp))
         actual_opset = _opset(proto, opset)
         if actual_opset != opset and result.exporter == "dynamo":
             # the dynamo exporter writes opset 18 and converts down; below ~15 the converter fails and it
             # silently keeps 18.  The legacy exporter writes the opset asked for.
-            result.notes.append(f"the dynamo exporter could not write opset {opset} (it wrote {actual_opset}); "
-                                "used the torchscript exporter")
-            result.exporter = "torchscript"
-            try:
-                _export(module, inputs[0], tmp, opset, in_name, out_name, image_input, "torchscript")
-            except Exception as e:  # noqa: BLE001
-                raise ExportError(f"{out}: ONNX export at opset {opset} failed ({first_line(e)})") from None
+            torchscript_instead(f"the dynamo exporter could not write opset {opset} (it wrote {actual_opset})",
+                                f"ONNX export at opset {opset} failed")
             proto = onnx.load(str(tmp))
             actual_opset = _opset(proto, opset)
         if actual_opset != opset:
