@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -17,25 +16,7 @@ from img2img.data.unpaired import UnpairedDataset
 from img2img.families.cyclegan import ImagePool
 from img2img.nets import PatchDiscriminator, PixelDiscriminator, ResnetGenerator, UNetGenerator
 
-RED, BLUE = (220, 30, 30), (30, 30, 220)
-
-
-def shapes(folder: Path, color, n: int, seed: int, size: int = 32) -> list[np.ndarray]:
-    """n images of one red (or blue) square or disc on white; returns the shape masks."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    masks = []
-    for i in range(n):
-        img = np.full((size, size, 3), 255, np.uint8)
-        w = int(rng.integers(8, 14))
-        x, y = rng.integers(3, size - w - 3, 2)
-        yy, xx = np.mgrid[:size, :size]
-        m = ((yy >= y) & (yy < y + w) & (xx >= x) & (xx < x + w)) if i % 2 else \
-            (yy - y - w / 2) ** 2 + (xx - x - w / 2) ** 2 < (w / 2) ** 2
-        img[m] = color
-        Image.fromarray(img).save(folder / f"{color[0]}_{i}.png")
-        masks.append(m)
-    return masks
+from learning_cases import BLUE, RED, cyclegan_colour_swap, shapes
 
 
 def params(m: torch.nn.Module) -> int:
@@ -138,41 +119,18 @@ def test_cyclegan_defaults_and_rules():
 
 
 # -- learning ------------------------------------------------------------------------------
-def _colours(tr: Translator, files: list[Path], masks: list[np.ndarray]) -> tuple[float, float, float]:
-    """(min over images of mean blue-minus-red inside the shape, min IoU of the blue mask with the shape,
-    min fraction of the background that stays near white)."""
-    blue, iou, white = [], [], []
-    for f, m in zip(files, masks):
-        out = np.asarray(tr(Image.open(f))).astype(int)
-        d = out[:, :, 2] - out[:, :, 0]
-        blue.append(d[m].mean())
-        pred = d > 60
-        iou.append((pred & m).sum() / max(1, (pred | m).sum()))
-        white.append((out[~m].mean(1) > 180).mean())
-    return min(blue), min(iou), min(white)
-
-
 def test_a_tiny_cyclegan_learns_to_swap_red_for_blue_and_keeps_the_shape(tmp_path):
-    shapes(tmp_path / "data" / "A", RED, 16, 0)
-    shapes(tmp_path / "data" / "B", BLUE, 16, 1)
-    test_masks = shapes(tmp_path / "test", RED, 6, 2)
-    test_files = [tmp_path / "test" / f"{RED[0]}_{i}.png" for i in range(6)]
-    before = np.asarray(Image.open(test_files[0])).astype(int)
-    assert (before[:, :, 2] - before[:, :, 0])[test_masks[0]].mean() < -150     # red to start with
-    run = train(unpaired=str(tmp_path / "data"), out=str(tmp_path / "run"), load_size=32, crop_size=32,
-                ngf=8, ndf=8, lr=1e-3, g_ema=0, max_steps=150, progress=False)
-    cfg = load_checkpoint(run / "model.pt")["config"]["model"]
+    """150 steps at lr 1e-3 (tests/learning_cases.py).  Margins measured by tools/learning_margins.py
+    (tools/results/learning_margins.jsonl), seeds 0-3 under the AVX-512 and the AVX2 kernels on an AMD
+    EPYC: blue 117-183, IoU 0.41-0.73 (mean over the 6 test shapes), white 0.95-0.99, red_back
+    138-216; with lr 1e-9 (nothing learned): blue 12, IoU 0.11, white 0.00, red_back -3."""
+    got = cyclegan_colour_swap(tmp_path / "swap", seed=0)
+    cfg = load_checkpoint(Path(got["run"]) / "model.pt")["config"]["model"]
     assert (cfg["netG"], cfg["norm"]) == ("resnet6", "instance")
-    blue, iou, white = _colours(Translator.load(run, device="cpu"), test_files, test_masks)
-    assert blue > 80, blue                 # the shape turned blue ...
-    assert iou > 0.45, iou                 # ... where the red shape was ...
-    assert white > 0.9, white              # ... and the white background stayed white
-    # B -> A turns a blue shape red
-    back = np.asarray(Translator.load(run, device="cpu", direction="BtoA")(
-        Image.open(tmp_path / "data" / "B" / f"{BLUE[0]}_0.png"))).astype(int)
-    shape_b = np.asarray(Image.open(tmp_path / "data" / "B" / f"{BLUE[0]}_0.png"))[:, :, 2] > 150
-    shape_b &= np.asarray(Image.open(tmp_path / "data" / "B" / f"{BLUE[0]}_0.png"))[:, :, 0] < 100
-    assert (back[:, :, 0] - back[:, :, 2])[shape_b].mean() > 80
+    assert got["blue"] > 60, got           # the shape turned blue ...
+    assert got["iou"] > 0.25, got          # ... where the red shape was ...
+    assert got["white"] > 0.9, got         # ... and the white background stayed white
+    assert got["red_back"] > 70, got       # B -> A turns a blue shape red
 
 
 def test_cyclegan_resume_is_exact_including_the_pools(tmp_path):

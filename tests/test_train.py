@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from conftest import TINY, write_ab
+from learning_cases import pix2pix_tiny
 from img2img import __version__, train
 from img2img.checkpoint import CheckpointError, load_checkpoint
 from img2img.cli import main
@@ -21,13 +22,13 @@ def log_of(run):
 
 
 def test_tiny_run_learns_the_mapping_and_writes_the_run_folder(tmp_path):
-    pairs = write_ab(tmp_path / "pairs", n=8, size=32)
-    run = train(pairs=str(pairs), out=str(tmp_path / "run"), epochs=20, epochs_decay=5, seed=1, **TINY)
+    """The L1 ratio (last 10 steps / first 10) measured by tools/learning_margins.py, seeds 1-3 under the
+    AVX-512 and the AVX2 kernels on an AMD EPYC: 0.51-0.57; with lr 1e-9 (nothing learned): 0.99."""
+    got = pix2pix_tiny(tmp_path, seed=1)
+    run = Path(got["run"])
     rows = log_of(run)
     assert len(rows) == 25 * 8 and rows[-1]["step"] == 200
-    first = sum(r["G_L1"] for r in rows[:10]) / 10
-    last = sum(r["G_L1"] for r in rows[-10:]) / 10
-    assert last < 0.6 * first, (first, last)                  # the L1 term falls clearly
+    assert got["l1_ratio"] < 0.75, got                        # the L1 term falls clearly
     assert all(k in rows[0] for k in ("D", "G_GAN", "G_L1", "D_real", "D_fake", "lr"))
     assert rows[-1]["lr"] < rows[0]["lr"]                      # decayed at the end
     for name in ("config.json", "latest.pt", "model.pt", "losses.png", "log.jsonl"):
