@@ -213,8 +213,8 @@ def _add_train_parser(sub) -> None:
          help="mixed precision: auto = bf16 (or fp16 with loss scaling) on CUDA, off on the CPU")
     _add(g, "--compile", dest="compile", action="store_true", help="torch.compile the networks (GPU, long runs)")
     _add(g, "--no-cpu-matmul", dest="cpu_matmul", action="store_false",
-         help="run every convolution on torch's own kernels (by default the U-Net's small-map convolutions run "
-              "as matrix products on the CPU: same results, faster)")
+         help="run every convolution on torch's own kernels (by default each U-Net convolution runs as a matrix "
+              "product on the CPU where that measured faster at start-up: same results to float rounding)")
     _add(g, "--sample-every", dest="sample_every", type=int, metavar="N",
          help="write a sample grid every N steps (0: once per epoch)")
     _add(g, "--save-every", dest="save_every", type=int, metavar="N",

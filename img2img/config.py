@@ -244,7 +244,7 @@ class TrainConfig:
     sample_every: int = 0           # steps between sample grids (0: once per epoch)
     save_every: int = 0             # steps between checkpoints (0: once per epoch)
     progress: bool = True
-    cpu_matmul: bool = True         # small-map convolutions as matrix products on the CPU (nets/smallconv.py)
+    cpu_matmul: bool = True         # U-Net convolutions as matrix products on the CPU where measured faster (nets/smallconv.py)
     val_every: int = 0              # steps between validation passes (0: at the end of every epoch)
     best_by: str = "l1"             # the validation metric that picks best.pt: l1 (lower) | psnr | ssim (higher)
     keep_every: int = 0             # keep a generator-only snapshot every N epochs (snapshots/epoch_NNN.pt; 0: none)

@@ -13,6 +13,15 @@ from PIL import Image
 torch.set_num_threads(1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def kernel_cache(tmp_path_factory):
+    """The CPU kernel choices (nets/smallconv.py) go to a folder of this test session, not the user's
+    cache; subprocesses inherit it."""
+    import os
+    os.environ["IMG2IMG_CACHE_DIR"] = str(tmp_path_factory.mktemp("kernel_cache"))
+    yield
+
+
 def shapes_image(rng: np.random.Generator, size: int) -> np.ndarray:
     """A uint8 (size, size, 3) photo-like image: a colored rectangle and disc on a gradient."""
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size

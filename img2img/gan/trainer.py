@@ -43,6 +43,7 @@ from .. import families, report, runpage
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..config import DATA_SOURCES, RESUMABLE, VAL_METRICS, ConfigError, RunConfig, field_section
 from ..device import amp_dtype, resolve_device
+from ..nets import smallconv
 from ..files import FolderBusy, atomic_write_text, folder_lock, printable, remove_stale_temporaries, within
 from . import distributed, monitor, objectives
 from .ema import EMAMeters, WeightEMA
@@ -573,6 +574,14 @@ class Trainer:
         print(printable(f"img2img {self.cfg.model.kind}: {desc}; G {n_g / 1e6:.2f}M, D {n_d / 1e6:.2f}M parameters; "
                         f"device {self.device}; {self.steps_per_epoch} steps/epoch, {self.total_steps} steps; "
                         f"{verb} step {self.step}; run folder {self.out}"), file=sys.stderr)
+        if self.device.type == "cpu":
+            first = next((m for m in self.G.modules() if isinstance(m, torch.nn.Conv2d)), None)
+            if first is not None:
+                c = self.cfg
+                line = smallconv.prepare(self.G, (c.train.batch_size, first.in_channels, c.data.crop_size,
+                                                  c.data.crop_size))
+                if line:
+                    print(printable(line), file=sys.stderr)
         if self.val_sets:
             t = self.cfg.train
             every = f"every {t.val_every} steps" if t.val_every else "after every epoch"
