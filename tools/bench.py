@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import sys
@@ -235,7 +234,7 @@ def _run(args: argparse.Namespace, fig: dict, work: Path) -> int:
         except bench_reference.BenchError as e:
             print(f"bench: error: {e}", file=sys.stderr)
             return 1
-        print(f"img2img vs the reference pix2pix code, whole processes, {os.cpu_count()} CPU cores")
+        print(f"img2img vs the reference pix2pix code, whole processes; {fig['reference']['machine']}")
         bench_reference.print_rows(bench_reference.rows(fig["reference"]))
     if args.json:
         Path(args.json).write_text(json.dumps(fig, indent=2) + "\n")

@@ -48,6 +48,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import shutil
 import statistics
 import subprocess
@@ -215,6 +216,19 @@ def make_photos(train: Path, count: int, dst: Path) -> Path:
 
 
 # -- the benchmark ----------------------------------------------------------------------------
+def machine() -> str:
+    """The CPU as lscpu names it, torch's kernel capability and thread count: every timing names them."""
+    import torch
+    model = platform.processor() or platform.machine()
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        model = next((l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("Model name:")), model)
+    except OSError:
+        pass
+    return (f"{model}, torch {torch.__version__} capability {torch.backends.cpu.get_cpu_capability()}, "
+            f"{torch.get_num_threads()} threads, {os.cpu_count()} CPU cores")
+
+
 def run_reference_bench(ref: str | Path, *, steps=(5, 25), images=(5, 55), rounds: int = 2,
                         pairs: str | Path | None = None, model: str | Path | None = None, model_steps: int = 1,
                         batch_sizes=(1, 8), int8: bool = True, log=print) -> dict:
@@ -237,8 +251,10 @@ def run_reference_bench(ref: str | Path, *, steps=(5, 25), images=(5, 55), round
         raise BenchError("give a trained model (--model) or the steps to train one (--model-steps), not both")
     work = Path(tempfile.mkdtemp(prefix="img2img-refbench-"))
     try:
-        return _bench(ref, commit, work, n_s, m_s, n_i, m_i, rounds, pairs, model, model_steps, batch_sizes, int8,
-                      log)
+        fig = _bench(ref, commit, work, n_s, m_s, n_i, m_i, rounds, pairs, model, model_steps, batch_sizes, int8,
+                     log)
+        fig["machine"] = machine()
+        return fig
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -404,7 +420,7 @@ def main(argv=None) -> int:
     except BenchError as e:
         print(f"bench_reference: error: {e}", file=sys.stderr)
         return 1
-    print(f"img2img vs reference pix2pix, {os.cpu_count()} CPU cores")
+    print(f"img2img vs reference pix2pix; {fig['machine']}")
     print_rows(rows(fig))
     if args.json:
         Path(args.json).write_text(json.dumps(fig, indent=2) + "\n")
