@@ -48,7 +48,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -58,6 +57,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -216,19 +218,6 @@ def make_photos(train: Path, count: int, dst: Path) -> Path:
 
 
 # -- the benchmark ----------------------------------------------------------------------------
-def machine() -> str:
-    """The CPU as lscpu names it, torch's kernel capability and thread count: every timing names them."""
-    import torch
-    model = platform.processor() or platform.machine()
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        model = next((l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("Model name:")), model)
-    except OSError:
-        pass
-    return (f"{model}, torch {torch.__version__} capability {torch.backends.cpu.get_cpu_capability()}, "
-            f"{torch.get_num_threads()} threads, {os.cpu_count()} CPU cores")
-
-
 def run_reference_bench(ref: str | Path, *, steps=(5, 25), images=(5, 55), rounds: int = 2,
                         pairs: str | Path | None = None, model: str | Path | None = None, model_steps: int = 1,
                         batch_sizes=(1, 8), int8: bool = True, log=print) -> dict:
@@ -253,7 +242,7 @@ def run_reference_bench(ref: str | Path, *, steps=(5, 25), images=(5, 55), round
     try:
         fig = _bench(ref, commit, work, n_s, m_s, n_i, m_i, rounds, pairs, model, model_steps, batch_sizes, int8,
                      log)
-        fig["machine"] = machine()
+        fig["machine"] = machine.describe()
         return fig
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -19,7 +19,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-KERNELS = {"default": {}, "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}}
+sys.path.insert(0, str(ROOT / "tools"))
+from machine import KERNELS, cpu_model  # noqa: E402
 
 
 def child(size: int, batch: int, ngf: int, repeats: int) -> list[dict]:
@@ -28,7 +29,7 @@ def child(size: int, batch: int, ngf: int, repeats: int) -> list[dict]:
     from img2img.nets import UNetGenerator
     from img2img.nets import smallconv as sc
 
-    G = sc.use_matmul_convs(UNetGenerator(3, 3, ngf, 8))
+    G = sc.use_matmul_convs(UNetGenerator(3, 3, ngf, max(2, size.bit_length() - 1)))   # down to 1x1, as training
     shapes = {}
     hooks = [m.register_forward_pre_hook(lambda m, a: shapes.setdefault(m, tuple(a[0].shape)) and None)
              for m in G.modules() if isinstance(m, (sc.Conv2d, sc.ConvTranspose2d))]
@@ -56,8 +57,7 @@ def main(argv=None) -> int:
     if a.child:
         print("RESULT " + json.dumps(child(a.size, a.batch, a.ngf, a.repeats)))
         return 0
-    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model = next((l.split(":", 1)[1].strip() for l in cpu.splitlines() if l.startswith("Model name:")), "?")
+    model = cpu_model()
     for k in a.kernels:
         env = {**os.environ, **KERNELS[k]}
         cap = subprocess.run([sys.executable, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -23,7 +22,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-KERNELS = {"default": {}, "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}}
+sys.path.insert(0, str(ROOT / "tools"))
+from machine import KERNELS, cpu_model  # noqa: E402
+
 CASES = ("cyclegan", "pix2pix")
 
 CHILD = """
@@ -38,16 +39,6 @@ out.pop("run", None)
 out["capability"] = torch.backends.cpu.get_cpu_capability()
 print("RESULT " + json.dumps(out))
 """
-
-
-def cpu_model() -> str:
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def commit() -> str:

@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -38,13 +35,12 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["default", "no-matmul"])
     a = ap.parse_args(argv)
+    import machine
     from bench import make_pairs
     from img2img.data import collate
     from img2img.families import make_config
     from img2img.gan.trainer import Trainer
 
-    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model = next((l.split(":", 1)[1].strip() for l in cpu.splitlines() if l.startswith("Model name:")), "?")
     with tempfile.TemporaryDirectory() as tmp:
         pairs = a.pairs or make_pairs(Path(tmp) / "pairs", 8)
         trainers = {}
@@ -65,8 +61,7 @@ def main(argv=None) -> int:
                 tr.train_step(b)
                 if i >= 2:
                     times[v].append(time.perf_counter() - t)
-    print(f"{model}, torch {torch.__version__} capability {torch.backends.cpu.get_cpu_capability()}, "
-          f"{torch.get_num_threads()} threads; pix2pix step 256x256 batch 1, median of {a.steps}")
+    print(f"{machine.describe()}; pix2pix step 256x256 batch 1, median of {a.steps}")
     base = statistics.median(times[a.variants[0]])
     for v in a.variants:
         m = statistics.median(times[v])
