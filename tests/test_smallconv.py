@@ -112,7 +112,9 @@ def test_prepare_says_how_many_layers_take_each_path(monkeypatch, tmp_path):
     monkeypatch.setattr(sc, "measure", lambda layer, shape, grad: (1.0, 0.5) if shape[2] <= 2 else (0.5, 1.0))
     G = sc.use_matmul_convs(UNetGenerator(3, 3, ngf=4, depth=5, dropout=0.0))
     before = {k: v.clone() for k, v in G.state_dict().items()}
+    G.train()
     line = sc.prepare(G, (1, 3, 32, 32))
+    assert all(m.training for m in G.modules())                                 # mode restored
     assert line.startswith("CPU convolutions: 3 of 10 layers as matrix products, 7 on torch's kernels"), line
     assert "measured 10" in line
     assert all(torch.equal(before[k], v) for k, v in G.state_dict().items())   # BN statistics untouched

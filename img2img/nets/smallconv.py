@@ -341,16 +341,20 @@ def summary(module: nn.Module) -> tuple[int, int]:
 
 def prepare(module: nn.Module, shape: tuple) -> str | None:
     """Make the choices for ``module`` on inputs of ``shape`` (as in training: grad enabled) before the
-    first step, on a copy, and say what they are in one line (None when ``module`` has no swapped layers)."""
-    import copy
-
+    first step, and say what they are in one line (None when ``module`` has no swapped layers).  The
+    probing forward runs in eval mode, where the networks here change no state (no running-statistics
+    update, no dropout draws); every submodule's mode is restored afterwards."""
     if not any(isinstance(m, (Conv2d, ConvTranspose2d)) for m in module.modules()):
         return None
-    probe = copy.deepcopy(module).eval()
-    with torch.enable_grad():
-        probe(torch.zeros(shape, device=next(module.parameters()).device))
-    mm, native = summary(probe)
-    sources = [getattr(m, "_last_source", None) for m in probe.modules()]
+    modes = [(m, m.training) for m in module.modules()]
+    try:
+        with torch.enable_grad():
+            module.eval()(torch.zeros(shape, device=next(module.parameters()).device))
+    finally:
+        for m, training in modes:
+            m.training = training
+    mm, native = summary(module)
+    sources = [getattr(m, "_last_source", None) for m in module.modules()]
     measured, cached = sources.count("measured"), sources.count("cached")
     how = (f"measured {measured} shape(s) now" if measured else "") + \
           (", " if measured and cached else "") + (f"{cached} from the cache {cache_path()}" if cached else "")
