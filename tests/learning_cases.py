@@ -3,7 +3,7 @@ and ``tools/learning_margins.py`` reruns them over seeds and kernel sets to meas
 
 Each case trains a tiny model on data it makes itself and returns the figures its test checks,
 as a dict of floats.  ``lr`` is there so that a margin run can check the case fails when nothing is
-learned (lr 0).
+learned (lr 1e-9; 0 is refused as a setting).
 """
 from __future__ import annotations
 

@@ -1,12 +1,12 @@
 """Margins of the learning tests: each case of tests/learning_cases.py over seeds and kernel sets.
 
-    python tools/learning_margins.py cyclegan --seeds 0 1 2 --kernels default avx2 [--lr 0] [--steps N]
+    python tools/learning_margins.py cyclegan --seeds 0 1 2 --kernels default avx2 [--lr 1e-9] [--steps N]
         [--jsonl tools/results/learning_margins.jsonl]
 
 A learning test passes on any x86-64 CPU only if its threshold sits well inside what the
 experiment gives under every kernel set torch may pick.  Each (kernel set, seed) runs as a fresh
 process: ``default`` is whatever this CPU selects; ``avx2`` sets ``ATEN_CPU_CAPABILITY=avx2`` and
-``ONEDNN_MAX_CPU_ISA=AVX2``, the kernels of an AVX2-only machine.  ``--lr 0`` checks the case
+``ONEDNN_MAX_CPU_ISA=AVX2``, the kernels of an AVX2-only machine.  ``--lr 1e-9`` (0 is refused as a setting) checks the case
 fails when nothing is learned.  One JSON line per run goes to ``--jsonl`` (with the commit, the CPU
 and the capability torch reports), and a table is printed.
 """
@@ -72,7 +72,7 @@ def main(argv=None) -> int:
     ap.add_argument("case", choices=CASES)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--kernels", nargs="+", choices=sorted(KERNELS), default=["default", "avx2"])
-    ap.add_argument("--lr", type=float, help="learning rate (0: check that the case fails)")
+    ap.add_argument("--lr", type=float, help="learning rate (1e-9: check that the case fails when nothing is learned)")
     ap.add_argument("--steps", type=int, help="training steps (cases that take them)")
     ap.add_argument("--jsonl", type=Path, default=ROOT / "tools" / "results" / "learning_margins.jsonl")
     a = ap.parse_args(argv)
