@@ -48,7 +48,7 @@ def _add(group, *flags, dest, help, default_of=None, **kw):
 TRAIN_EPILOG = """\
 examples:
   # pix2pix on AB files (A left, B right), outline -> photo:
-  img2img train --pairs ../shared/data/silhouettes/train --direction BtoA --out runs/sil
+  img2img train --pairs data/silhouettes/train --direction BtoA --out runs/sil
   # the bundled demo set, small and quick (a couple of minutes on 2 CPU cores):
   img2img train --pairs datasets/shapes/train --out runs/demo --crop-size 128 --no-crop --ngf 16 --ndf 32 --epochs 5 --epochs-decay 5
   # continue a run where it stopped (optionally with more epochs):
@@ -133,6 +133,9 @@ def _add_train_parser(sub) -> None:
          help="single-image folder; learn L -> ab (1-channel in, 2 out); outputs recombined with L")
     _add(g, "--skip-bad", dest="skip_bad", action="store_true", help="leave bad files out instead of refusing")
     _add(g, "--workers", dest="workers", type=int, metavar="N", help="data-loading processes")
+    _add(g, "--no-cache", dest="cache", action="store_false",
+         help="decode every image every epoch instead of keeping the decoded set in memory (kept when "
+              "under 2 GB); a file that turns bad mid-run is then skipped, named and counted")
     _add(g, "--val", dest="val", metavar="DIR",
          help="held-out data scored while training: pairs in any --pairs layout (cyclegan scores them both "
               "ways), or for cyclegan two domains, testA/+testB/, A/+B/ or trainA/+trainB/ (cycle "
@@ -435,7 +438,7 @@ def _add_data_parser(sub) -> None:
     p, opt = op("edges", datatools.edges, "edges -> photo pairs (kornia Canny)",
                 "Make edges -> photo pairs like edges2shoes: A is the Canny edge map of the photo (black lines "
                 "on white), B the photo. Raise --low/--high for fewer edges, --sigma for smoother ones.",
-                "  img2img data split-ab ../shared/data/silhouettes/train work/\n"
+                "  img2img data split-ab data/silhouettes/train work/\n"
                 "  img2img data edges work/A edges2people/ --thickness 2\n"
                 "  img2img train --pairs edges2people --out runs/edges2people\n")
     src_out(p, "folder of photos (searched recursively; only read)")
@@ -459,7 +462,7 @@ def _add_data_parser(sub) -> None:
 
     p, opt = op("split-ab", datatools.split_ab, "AB files -> A/ and B/ folders",
                 "Cut every AB file into its halves: OUT/A/NAME (left) and OUT/B/NAME (right).",
-                "  img2img data split-ab ../shared/data/silhouettes/train silhouettes_ab/\n")
+                "  img2img data split-ab data/silhouettes/train silhouettes_ab/\n")
     src_out(p, "folder of AB files (searched recursively; only read)")
     folder_options(p, opt)
 
@@ -467,7 +470,7 @@ def _add_data_parser(sub) -> None:
                 "Copy the images of SRC into OUT/train, OUT/val (and OUT/test with three ratios). The split "
                 "depends only on the file names and --seed, so it is reproducible. A SRC holding A/ and B/ is "
                 "split by pair (OUT/train/A, OUT/train/B, ...), or with --unpaired each of them on its own.",
-                "  img2img data split ../shared/data/silhouettes/train sil/ --ratios 0.8 0.1 0.1 --seed 1\n"
+                "  img2img data split data/silhouettes/train sil/ --ratios 0.8 0.1 0.1 --seed 1\n"
                 "  img2img data split horse2zebra/ h2z/ --ratios 0.9 0.1 --unpaired   # then --unpaired h2z/train\n")
     src_out(p, "folder of images or pairs (only read)")
     opt("--ratios", dest="ratios", type=float, nargs="+", metavar="R",
@@ -659,17 +662,17 @@ def _add_export_parser(sub) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    import tempfile
     from pathlib import Path
 
     from .config import ConfigError
     from .export import ExportError, export_onnx
+    from .files import private_folder
     from .quantize import QuantizeError, quantize_onnx
     if args.quantize and not args.out.lower().endswith(".onnx"):
         raise ConfigError(f"{args.out}: the output file name must end in .onnx")
     if args.quantize and Path(args.out).exists() and not args.overwrite:
         raise ConfigError(f"{args.out}: exists; pass --overwrite to replace it")
-    with tempfile.TemporaryDirectory(prefix="img2img-export-") as tmp:
+    with private_folder("img2img-export-") as tmp:
         target = Path(tmp) / "float.onnx" if args.quantize else args.out
         try:
             result = export_onnx(args.model, target, opset=args.opset, overwrite=args.overwrite,

@@ -347,7 +347,7 @@ class RunConfig:
 _SECTIONS = (("model", ModelConfig), ("data", DataConfig), ("train", TrainConfig))
 # Settings that may change when a run is resumed (everything else comes from the checkpoint).
 RESUMABLE = {"epochs", "epochs_decay", "max_steps", "time_limit", "device", "progress", "sample_every", "amp", "compile",
-             "save_every", "workers", "skip_bad", "pairs", "images", "unpaired", "cpu_matmul",
+             "save_every", "workers", "skip_bad", "cache", "pairs", "images", "unpaired", "cpu_matmul",
              "val", "val_every", "keep_every", "tensorboard", "profile"}
 
 

@@ -2,7 +2,9 @@
 
 * :func:`atomic_path` / :func:`atomic_write_text` -- write to a temporary file
   beside the target, fsync, rename: a kill or a full disk leaves the old file
-  or the new one, never half of one.
+  or the new one, never half of one; the temporary a kill leaves is removed by
+  the next write of the same file.  :func:`private_folder` -- a scratch folder
+  that the next use removes likewise if a kill left it.
 * :func:`save_image` -- the one image writer (format from the extension, the
   one extension table :data:`IMAGE_FORMATS`).
 * :func:`first_line` -- the first line of an exception's text, for messages
@@ -20,6 +22,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
+import shutil
 import socket
 import tempfile
 import time
@@ -144,16 +148,22 @@ def _remove_if_empty(created: list[Path], lock: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it is fsync'ed and renamed onto ``path``."""
+    """Yield a temporary path beside ``path``; on success it is fsync'ed and renamed onto ``path``.
+
+    The temporary file is ``.NAME.XXXXXXXX.tmp``, locked (``flock``) while this process writes it.
+    A kill leaves it behind; the next write of the same ``path`` removes such leftovers first
+    (:func:`remove_stale_temporaries`: same target, its writer gone).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path.parent, path.name)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     tmp = Path(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)           # mkstemp makes 0600 files; give the usual mode
     try:
+        _lock(fd)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)           # mkstemp makes 0600 files; give the usual mode
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
@@ -164,8 +174,69 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             raise
         raise OSError(e.errno, e.strerror or str(e), str(path)) from e
     finally:
+        os.close(fd)
         if tmp.exists():
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def private_folder(prefix: str, parent: str | Path | None = None) -> Iterator[Path]:
+    """A temporary folder ``PARENT/PREFIXxxxxxxxx`` (default parent: the system's temporary folder),
+    removed with its contents afterwards.  Locked while in use, so that the next use of the same
+    ``prefix`` in ``parent`` can remove the folders a killed process left (lock free) -- ``tempfile.TemporaryDirectory`` leaves a 200 MB model in /tmp after a SIGKILL."""
+    parent = Path(parent) if parent is not None else Path(tempfile.gettempdir())
+    parent.mkdir(parents=True, exist_ok=True)
+    for old in parent.glob(glob_escape(prefix) + "*"):
+        if old.is_dir() and not old.is_symlink() and _abandoned(old):
+            shutil.rmtree(old, ignore_errors=True)
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        _lock(fd)
+        yield folder
+    finally:
+        os.close(fd)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# when this process started (close enough: when this module was first imported)
+PROCESS_START = time.time()
+
+
+def _lock(fd: int) -> None:
+    try:
+        import fcntl
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except (ImportError, OSError):                     # no flock here: the age test alone decides
+        pass
+
+
+def _abandoned(path: Path) -> bool:
+    """Whether ``path`` (a temporary file or folder of ours) was left by a process that is gone.
+
+    Where ``flock`` works, that is exact: every writer holds the lock of its temporary until it is
+    renamed or removed, and the OS drops the lock of a killed process.  Elsewhere (no fcntl, a
+    file system without locks) it is a guess by age: last changed before this process started.
+    """
+    try:
+        old = path.lstat().st_mtime < PROCESS_START
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False
+    try:
+        import fcntl
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)   # released by close below
+        return True
+    except ImportError:                                # pragma: no cover - not POSIX
+        return old
+    except OSError as e:
+        return False if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES) else old
+    finally:
+        os.close(fd)
+
+
+def glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -186,14 +257,23 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         tmp.write_text(text)
 
 
-def remove_stale_temporaries(folder: str | Path) -> list[Path]:
-    """Delete the ``.NAME.*.tmp`` files that :func:`atomic_path` leaves when a process is killed mid-write.
+_TMP_NAME = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]{8}\.tmp$")   # what atomic_path's mkstemp makes
 
-    Only call this on a folder no other process is writing to (a run folder at the start of training).
-    """
+
+def remove_stale_temporaries(folder: str | Path, name: str | None = None) -> list[Path]:
+    """Delete the ``.NAME.XXXXXXXX.tmp`` files that :func:`atomic_path` leaves when a process is killed
+    mid-write: in ``folder``, for target ``name`` only if given, each only if no live process holds
+    its lock (see :func:`_abandoned`).  Returns what was removed."""
     removed = []
-    for tmp in Path(folder).glob(".*.tmp"):
-        if tmp.is_file() and not tmp.is_symlink():
+    try:
+        candidates = list(Path(folder).glob(".*.tmp"))
+    except OSError:
+        return removed
+    for tmp in candidates:
+        m = _TMP_NAME.match(tmp.name)
+        if not m or (name is not None and m["name"] != name):
+            continue
+        if tmp.is_file() and not tmp.is_symlink() and _abandoned(tmp):
             try:
                 tmp.unlink()
                 removed.append(tmp)

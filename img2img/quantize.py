@@ -44,7 +44,6 @@ import contextlib
 import json
 import logging
 import math
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,7 +53,7 @@ from . import families
 from .checkpoint import CheckpointError
 from .config import ConfigError, RunConfig
 from .data.io import DataError
-from .files import atomic_path, first_line
+from .files import atomic_path, first_line, private_folder
 from .inference import ONNX_CONFIG_KEY
 
 DEFAULT_THRESHOLD = 35.0
@@ -300,7 +299,7 @@ def quantize_onnx(model: str | Path, out: str | Path, *, images: str | Path | No
     settings = {"format": fmt, "per_channel": per_channel, "method": method, "ops": list(op_types or []),
                 "activations": "uint8", "weights": "int8", "calibration_images": len(inputs),
                 "subpixel": subpixel, "float_ends": float_ends}
-    with tempfile.TemporaryDirectory(prefix="img2img-quant-") as tmp:
+    with private_folder("img2img-quant-") as tmp:
         q, prepared = Path(tmp) / "int8.onnx", Path(tmp) / "float.onnx"
         try:
             rewritten, keep = prepare_float(model, prepared, subpixel=subpixel, float_ends=float_ends)

@@ -18,7 +18,7 @@ from .color import to_uint8
 from .files import atomic_path
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
-NOT_LOSSES = ("step", "epoch", "lr", "time")
+NOT_LOSSES = ("step", "epoch", "lr", "time", "skipped")   # skipped: bad files so far
 PROBABILITIES = ("D_real", "D_fake")          # one shared panel: D's mean probability on real and generated inputs
 VAL_PANELS = (("l1", "L1 (RGB in [0, 1])", "lower is better"), ("psnr", "PSNR (dB)", "higher is better"),
               ("ssim", "SSIM", "higher is better"))

@@ -637,3 +637,107 @@ def test_a_full_disk_while_training_keeps_the_last_checkpoint(what, tmp_path, ca
     assert_kept({p: b for p, b in before.items()
                  if p.name not in ("log.jsonl", "config.json", "losses.png", "index.html")})
     assert not no_temporaries(run)
+
+
+# -- resume: a hand-edited config.json, a run folder one cannot write -------------------------------
+def test_a_hand_edit_of_config_json_is_refused_or_noted_on_resume_never_dropped_silently(tmp_path, capsys):
+    import json
+    run = tmp_path / "run"
+    rc, _ = cli(["train", "--pairs", write_ab(tmp_path / "pairs", n=4), "--out", run, "--max-steps", "1", *TRAIN],
+                capsys)
+    assert rc == 0
+    path = run / "config.json"
+    cfg = json.loads(path.read_text())
+    edited = json.loads(path.read_text())
+    edited["model"]["ngf"] = 16                                      # a model setting: fixed by the checkpoint
+    path.write_text(json.dumps(edited))
+    before = snapshot(run)
+    rc, lines = cli(["train", "--resume", run, "--max-steps", "2"], capsys)
+    assert rc == 2 and len(lines) == 1, lines
+    assert str(path) in lines[0] and "ngf is 16 there but 8 in latest.pt" in lines[0], lines
+    assert_kept(before)                                              # the edit is still there, nothing ran
+
+    edited["model"]["ngf"] = 8
+    edited["train"]["epochs"] = 7                                    # resumable: kept from the checkpoint, said
+    path.write_text(json.dumps(edited))
+    rc, lines = cli(["train", "--resume", run, "--max-steps", "2"], capsys)
+    assert rc == 0
+    note = [ln for ln in lines if ln.startswith("note:")]
+    assert len(note) == 1 and "epochs 7" in note[0] and f"{cfg['train']['epochs']}" in note[0] \
+        and "--epochs 7" in note[0], lines
+    assert json.loads(path.read_text())["train"]["epochs"] == cfg["train"]["epochs"]
+    rc, lines = cli(["train", "--resume", run, "--max-steps", "3"], capsys)   # rewritten: nothing more to say
+    assert rc == 0 and not [ln for ln in lines if ln.startswith("note:")], lines
+
+    path.write_text("{ngf: 16")
+    rc, lines = cli(["train", "--resume", run, "--max-steps", "4"], capsys)
+    assert rc == 2 and len(lines) == 1 and str(path) in lines[0] and "does not parse" in lines[0], lines
+    assert path.read_text() == "{ngf: 16"
+
+
+def test_resume_in_a_run_folder_one_cannot_write_says_so_and_translate_still_reads_it(tmp_path, capsys,
+                                                                                     monkeypatch):
+    run = tmp_path / "run"
+    rc, _ = cli(["train", "--pairs", write_ab(tmp_path / "pairs", n=4), "--out", run, "--max-steps", "1", *TRAIN],
+                capsys)
+    assert rc == 0
+    before = snapshot(run)
+    real_open = os.open
+
+    def refused(path, flags, *args, **kwargs):                       # what a read-only folder does (root
+        if Path(path).name == ".lock" and flags & os.O_CREAT:       # ignores chmod, so it is made up here)
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kwargs)
+    monkeypatch.setattr(os, "open", refused)
+    rc, lines = cli(["train", "--resume", run, "--max-steps", "2"], capsys)
+    assert rc == 2 and len(lines) == 1, lines
+    assert "the run folder is not writable" in lines[0] and "cannot continue there" in lines[0] \
+        and "--resume NEW" in lines[0] and str(run) in lines[0], lines
+    rc, lines = cli(["train", "--pairs", tmp_path / "pairs", "--out", tmp_path / "new", *TRAIN], capsys)
+    assert rc == 2 and len(lines) == 1 and "not writable" in lines[0] and "choose another --out" in lines[0], lines
+    monkeypatch.undo()
+    assert_kept(before)
+    rc, _ = cli(["translate", run, tmp_path / "pairs", tmp_path / "out", "--no-progress"], capsys)
+    assert rc == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes where chmod says not")
+def test_resume_in_a_really_read_only_run_folder(tmp_path, capsys):
+    run = tmp_path / "run"
+    rc, _ = cli(["train", "--pairs", write_ab(tmp_path / "pairs", n=4), "--out", run, "--max-steps", "1", *TRAIN],
+                capsys)
+    assert rc == 0
+    (run / ".lock").unlink(missing_ok=True)
+    os.chmod(run, 0o555)
+    try:
+        rc, lines = cli(["train", "--resume", run, "--max-steps", "2"], capsys)
+    finally:
+        os.chmod(run, 0o755)
+    assert rc == 2 and len(lines) == 1 and "not writable" in lines[0], lines
+
+
+def test_a_file_that_turns_bad_mid_run_is_skipped_named_and_counted_with_the_cache_off(tmp_path, capsys,
+                                                                                      monkeypatch):
+    import json
+
+    from img2img.gan.trainer import Trainer
+    pairs = write_ab(tmp_path / "pairs", n=4)
+    victim = sorted(pairs.iterdir())[1]
+    real_end = Trainer.end_of_epoch
+
+    def end_of_epoch(self, *args, **kwargs):                         # after the first epoch, the file breaks
+        victim.write_bytes(b"\x89PNG garbage")
+        return real_end(self, *args, **kwargs)
+    monkeypatch.setattr(Trainer, "end_of_epoch", end_of_epoch)
+    run = tmp_path / "run"
+    rc, lines = cli(["train", "--pairs", pairs, "--out", run, "--no-cache", "--batch-size", "1", "--epochs", "2",
+                     "--epochs-decay", "1", *TRAIN], capsys)
+    assert rc == 0, lines
+    warned = [ln for ln in lines if ln.startswith("warning:")]
+    assert len(warned) == 1 and str(victim) in warned[0] and "skipped" in warned[0], lines
+    assert "1 file(s) could not be decoded and were skipped" in lines[-1], lines
+    rows = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    # 3 epochs of 4 steps, batch 1: the broken file's step in epochs 2 and 3 has nothing to train on (no row)
+    steps = [r["step"] for r in rows]
+    assert steps[:4] == [1, 2, 3, 4] and len(steps) == 10 and steps == sorted(set(steps)) and steps[-1] == 12, rows
+    assert "skipped" not in rows[3] and all(r["skipped"] == 1 for r in rows[4:]), rows

@@ -22,7 +22,6 @@ import os
 import shutil
 import socket
 import tarfile
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -34,6 +33,7 @@ from tqdm import tqdm
 
 from ..config import check_int, check_number
 from ..data.io import DataError
+from ..files import private_folder
 
 BASE_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
 MAX_RETRIES = 100          # resume attempts within one call
@@ -272,8 +272,7 @@ def safe_extract(archive, dest, *, overwrite: bool = False, progress: bool = Tru
     """
     archive, dest = Path(archive), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=dest))
-    try:
+    with private_folder(".extract-", dest) as tmp:   # a killed extraction's folder goes next time
         _extract_into(archive, tmp, progress)
         tops = sorted(p.name for p in tmp.iterdir())
         clash = [t for t in tops if (dest / t).exists() or (dest / t).is_symlink()]
@@ -289,8 +288,6 @@ def safe_extract(archive, dest, *, overwrite: bool = False, progress: bool = Tru
             os.replace(tmp / t, target)
             entries.append(target)
         return entries
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _extract_into(archive: Path, root: Path, progress: bool) -> None:

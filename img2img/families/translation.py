@@ -10,6 +10,7 @@ import torch.nn as nn
 
 from .. import color as colorlib
 from ..config import ConfigError, RunConfig
+from ..data.io import DataError
 from ..nets import PatchDiscriminator, PixelDiscriminator, ResnetGenerator, UNetGenerator
 from ..nets.smallconv import use_matmul_convs
 from .base import Family, Tensor
@@ -127,9 +128,19 @@ class Translation(Family):
         return PadToMultiple(cls.inference_module(G, cfg, direction), cls.size_multiple(cfg)).eval()
 
     def preview_batch(self, dataset) -> dict:
-        """Up to four items spread over the data set ({"A", "B"}), resized to the crop size (no jitter)."""
+        """Up to four items spread over the data set ({"A", "B"}), resized to the crop size (no jitter).
+        A file that no longer decodes (it changed since the start) gives way to the next one."""
         n, k = len(dataset), min(4, len(dataset))
-        items = [dataset.preview(i) for i in sorted({round(i * (n - 1) / max(1, k - 1)) for i in range(k)})]
+        items, error = [], None
+        for start in sorted({round(i * (n - 1) / max(1, k - 1)) for i in range(k)}):
+            for i in range(start, n):
+                try:
+                    items.append(dataset.preview(i))
+                    break
+                except DataError as e:
+                    error = error or e
+        if not items:
+            raise error
         return {key: torch.stack([it[key] for it in items]) for key in ("A", "B")}
 
     @classmethod

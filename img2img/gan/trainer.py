@@ -24,6 +24,7 @@ The run folder (``TrainConfig.out``) receives::
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import math
@@ -124,6 +125,7 @@ class Trainer:
         self.step = 0
         self.elapsed = 0.0
         self.bad_files: set[str] = set()
+        self._preview: dict | None = None
         self._outputs_at = -1                  # step at which end_of_epoch last wrote its outputs
         self._stop = threading.Event()
         self.stop_reason = ""
@@ -254,8 +256,9 @@ class Trainer:
                         logs = self.train_step(batch)
                         self.step += 1
                         self.elapsed = base + time.monotonic() - start
+                        skipped = {"skipped": len(self.bad_files)} if self.bad_files else {}
                         log.write(json.dumps({"step": self.step, "epoch": epoch + 1, "lr": lr,
-                                              "time": round(self.elapsed, 3), **logs}) + "\n")
+                                              "time": round(self.elapsed, 3), **logs, **skipped}) + "\n")
                         self.meters.update(logs)
                         if self.tb is not None:
                             self.tb.scalars("train", {**logs, "lr": lr}, self.step)
@@ -406,7 +409,10 @@ class Trainer:
         return path
 
     def preview_batch(self) -> dict:
-        return self.model.preview_batch(self.dataset)
+        """The grid's inputs, read once (so that a file that breaks mid-run cannot change the rows)."""
+        if self._preview is None:
+            self._preview = self.model.preview_batch(self.dataset)
+        return self._preview
 
     def plot(self, rows: list[dict] | None = None) -> None:
         rows = report.read_log(self.out / "log.jsonl") if rows is None else rows
@@ -670,10 +676,55 @@ def _resumed(out: Path, settings: dict, dataset) -> "Trainer":
     if fixed:
         raise ConfigError(f"--resume continues {out} with the settings stored in its checkpoint; "
                           f"these cannot change: {', '.join('--' + k.replace('_', '-') for k in fixed)}")
+    _check_config_edits(out / "config.json", base, path, given=set(settings))
     cfg = families.make_config(base, **{k: v for k, v in settings.items() if k in RESUMABLE})
     cfg.train.out = str(out)
     check_run_folder(families.check(cfg))
     return Trainer(cfg, dataset=dataset, checkpoint=ckpt)
+
+
+def _check_config_edits(path: Path, base: RunConfig, checkpoint: Path, given: set[str]) -> None:
+    """A resumed run takes its settings from the checkpoint and rewrites config.json from them, so a
+    hand edit of config.json would be undone without a word.  Refuse edits of settings that cannot
+    change on resume; for resumable ones not set on the command line, say how to set them."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot be read ({e.strerror}); fix or delete it (the checkpoint holds the "
+                          "settings; resume rewrites config.json from them)") from None
+    try:
+        stored = json.loads(text)
+        if not isinstance(stored, dict) or not all(isinstance(v, dict) for v in stored.values()):
+            raise ValueError("not an object of model, data and train sections")
+    except ValueError as e:
+        raise ConfigError(f"{path}: does not parse ({printable(str(e).splitlines()[0])}); fix or delete it (the "
+                          "checkpoint holds the settings; resume rewrites config.json from them)") from None
+    ours = json.loads(json.dumps(base.to_dict()))          # as JSON has it (tuples as lists)
+    edits = [(k, v, ours[section][k]) for section, values in stored.items() if section in ours
+             for k, v in values.items() if k in ours[section] and k != "out" and v != ours[section][k]]
+    fixed = [e for e in edits if e[0] not in RESUMABLE]
+    name = checkpoint.name
+    if fixed:
+        said = ", ".join(f"{k} is {v!r} there but {was!r} in {name}" for k, v, was in fixed)
+        raise ConfigError(f"{path}: edited by hand ({said}); a resumed run keeps the model and data settings of "
+                          "its checkpoint and rewrites config.json from them: undo the edit, or start a new run "
+                          "with --out")
+    notes = [(k, v, was) for k, v, was in edits if k not in given]
+    if notes and distributed.env_rank() == 0:
+        said = ", ".join(f"{k} {v!r} where {name} has {was!r}" for k, v, was in notes)
+        flags = " ".join(_flag(k, v) for k, v, _ in notes)
+        print(printable(f"note: {path} sets {said}; resume uses {name}'s values and rewrites config.json; "
+                        f"to change them pass {flags}"), file=sys.stderr)
+
+
+def _flag(name: str, value) -> str:
+    """The command-line spelling of setting ``name`` = ``value`` (as the note above suggests it)."""
+    flag = "--" + name.replace("_", "-")
+    if isinstance(value, bool):
+        return flag if value else "--no-" + flag[2:]
+    return f"{flag} {value}"
 
 
 def check_run_folder(cfg: RunConfig) -> None:
@@ -700,12 +751,24 @@ def _run_lock(out: str | Path):
     if distributed.env_rank() != 0:
         yield
         return
-    try:
-        with folder_lock(out):
-            yield
+    held = contextlib.ExitStack()
+    try:                      # only the taking of the lock: errors of the training itself pass through
+        held.enter_context(folder_lock(out))
     except FolderBusy as e:
         raise ConfigError(f"{e.folder} is in use by another training ({e.holder or 'pid unknown'}); "
                           "wait for it to finish, or choose another --out") from None
+    except OSError as e:
+        if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        why = "is on a read-only file system" if e.errno == errno.EROFS else "is not writable by you"
+        if (Path(out) / "latest.pt").exists():
+            raise ConfigError(f"{out}: the run folder {why} ({e.filename or out}: {e.strerror}), so training "
+                              "cannot continue there; translate, eval and export read from it as it is; to train on, "
+                              f"copy it (cp -r {out} NEW) and run train --resume NEW") from None
+        raise ConfigError(f"{out}: the run folder {why} ({e.filename or out}: {e.strerror}); "
+                          "choose another --out") from None
+    with held:
+        yield
 
 
 def _fast_adam() -> dict:
