@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -147,12 +148,58 @@ def test_no_import_cycles_and_layers_point_one_way():
             assert not bad, f"{path.relative_to(PACKAGE)} (layer {layer}) imports {sorted(bad)}"
 
 
-def _module_imports(path: Path, tree: ast.Module) -> set[str]:
-    """The img2img modules (as 'img2img.x', 'img2img.x.y') that ``path`` imports at module level."""
+@functools.cache
+def _all_modules() -> frozenset[str]:
+    return frozenset(_module_name(p) for p in PACKAGE.rglob("*.py"))
+
+
+def _module_name(path: Path) -> str:
+    return ".".join(["img2img", *path.relative_to(PACKAGE).with_suffix("").parts]).removesuffix(".__init__")
+
+
+def test_no_import_circle_even_through_imports_inside_functions():
+    """The module graph, counting every import (also those inside functions, which the fresh-
+    interpreter check above cannot see), has no circle: each module can be read bottom-up."""
+    graph = {}
+    for path, tree in _sources():
+        if path.name == "__main__.py":
+            continue
+        graph[_module_name(path)] = _module_imports(path, tree, everywhere=True)
+    known = set(graph)
+
+    def resolve(name: str) -> str:                      # img2img.x.Name -> the module img2img.x
+        while name not in known and "." in name:
+            name = name.rsplit(".", 1)[0]
+        return name
+    graph = {m: {resolve(t) for t in targets} - {m} for m, targets in graph.items()}
+    state: dict[str, int] = {}
+    path_: list[str] = []
+
+    def visit(m: str) -> None:
+        state[m] = 1
+        path_.append(m)
+        for t in sorted(graph.get(m, ())):
+            if state.get(t) == 1:
+                circle = path_[path_.index(t):] + [t]
+                pytest.fail("import circle: " + " -> ".join(circle))
+            if t not in state:
+                visit(t)
+        path_.pop()
+        state[m] = 2
+    for m in sorted(graph):
+        if m not in state:
+            visit(m)
+
+
+def _module_imports(path: Path, tree: ast.Module, everywhere: bool = False) -> set[str]:
+    """The img2img modules (as 'img2img.x', 'img2img.x.y') that ``path`` imports at module level
+    (or anywhere in it, with ``everywhere``: inside functions too).  ``from . import x`` gives
+    'img2img.x'; ``from .m import Name`` gives 'img2img.m', or with ``everywhere`` 'img2img.m.Name'
+    where that is a module (``from .data import holdout``)."""
     parts = ["img2img", *path.relative_to(PACKAGE).with_suffix("").parts]
     package = parts[:-1]
     out = set()
-    for node in tree.body:
+    for node in (ast.walk(tree) if everywhere else tree.body):
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package[:len(package) - node.level + 1]
@@ -164,7 +211,14 @@ def _module_imports(path: Path, tree: ast.Module) -> set[str]:
             if len(target) == 1:                     # from . import x: x is a module of the package
                 out |= {f"img2img.{a.name}" for a in node.names if a.name != "__version__"}
             else:
-                out.add(".".join(target))
+                t = ".".join(target)
+                if everywhere:                       # from .data import holdout: the module holdout
+                    subs = {f"{t}.{a.name}" for a in node.names}
+                    out |= subs & _all_modules()
+                    if subs - _all_modules():
+                        out.add(t)
+                else:
+                    out.add(t)
         elif isinstance(node, ast.Import):
             out |= {a.name for a in node.names if a.name.startswith("img2img.")}
     return out

@@ -18,7 +18,7 @@ from img2img import Translator, evaluate, families, train
 from img2img.checkpoint import load_checkpoint
 from img2img.cli import main
 from img2img.config import ConfigError
-from img2img.data.holdout import held_out
+from img2img.data.split import held_out
 from img2img.data.io import DataError
 from img2img.data.paired import PairedDataset
 from img2img.evaluation import pair_metrics

@@ -1,8 +1,5 @@
-"""Held-out data: the deterministic ``--val-split`` and the images a generator is scored on.
+"""Held-out data: the images a generator is scored on (the split itself is :mod:`.split`).
 
-* :func:`held_out` -- which names a fraction holds out: the same names for the same
-  list, fraction and seed, whatever order the files were found in (so a resumed
-  run holds out the same files); adding a file moves no other file across the split.
 * :class:`HeldOut` -- a list of (input, target) images for scoring a generator
   (``img2img eval`` and validation while training): item ``i`` is read by
   ``read(i)`` as two uint8 arrays (H, W, C); ``directions`` are the generators the
@@ -15,7 +12,6 @@
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -23,32 +19,9 @@ from typing import Callable
 
 import numpy as np
 
-from .io import DataError
-
-PARTS = ("all", "train", "val")
-
-
-def held_out(names: list[str], fraction: float, seed: int) -> set[str]:
-    """The names a ``fraction`` of ``names`` holds out: round(fraction * n) of them, at least one
-    and never all (DataError with fewer than two), ranked by a hash of (seed, name)."""
-    if fraction <= 0:
-        return set()
-    n = len(names)
-    if n < 2:
-        raise DataError(f"--val-split {fraction:g} needs at least 2 files to hold some out, found {n}")
-    k = min(n - 1, max(1, round(fraction * n)))
-    rank = sorted(names, key=lambda name: hashlib.sha256(f"{seed}\0{name}".encode()).hexdigest())
-    return set(rank[:k])
-
-
-def select(items: list, name_of: Callable, fraction: float, seed: int, part: str) -> list:
-    """The items of ``part``: all of them, those kept for training, or those held out (``val``)."""
-    if part not in PARTS:
-        raise ValueError(f"part must be one of {', '.join(PARTS)}, got {part!r}")
-    if part == "all" or fraction <= 0:
-        return list(items)
-    out = held_out([name_of(it) for it in items], fraction, seed)
-    return [it for it in items if (name_of(it) in out) == (part == "val")]
+from .io import list_images
+from .paired import PairedDataset
+from .unpaired import VAL_DOMAIN_FOLDERS, UnpairedDataset
 
 
 @dataclass
@@ -85,7 +58,6 @@ def paired(root: str | Path, *, direction: str, size: int, colorization: bool = 
            cache: bool = True) -> HeldOut:
     """The pairs under ``root`` (any ``--pairs`` layout) for scoring at ``size``: the input side
     (``direction`` applied) and the target, both as RGB; bad pairs are left out and listed."""
-    from .paired import PairedDataset
     ds = PairedDataset(root, direction=direction, input_nc=3, output_nc=3, colorization=colorization,
                        skip_bad=True, cache=cache, train=False, load_size=size, crop_size=size, flip=False,
                        holdout=fraction, seed=seed, part=part)
@@ -98,7 +70,6 @@ def both_ways(root: str | Path, *, size: int, gray: tuple[bool, bool] = (False, 
     """The pairs under ``root`` (any ``--pairs`` layout) scored in both directions: A -> B against B
     (label ``AtoB``) and B -> A against A (``BtoA``); the images are read once for both.  ``gray``:
     whether A, B are compared as gray (a 1-channel side)."""
-    from .paired import PairedDataset
     ds = PairedDataset(root, direction="AtoB", input_nc=3, output_nc=3, skip_bad=True, cache=cache, train=False,
                        load_size=size, crop_size=size, flip=False, holdout=fraction, seed=seed, part=part)
     names, common = [p.name for p in ds.pairs], dict(skipped=list(ds.scan.skipped), source=str(root))
@@ -110,8 +81,6 @@ def holds_pairs(root: str | Path) -> bool:
     """Whether the folder ``root`` holds image pairs rather than two unrelated domains: AB files (no
     domain sub-folders), or A/ and B/ whose file names match one to one (the ``--pairs`` layout).
     CycleGAN's own trainA/ + trainB/ and testA/ + testB/ are always domains."""
-    from .io import list_images
-    from .unpaired import VAL_DOMAIN_FOLDERS
     root = Path(root)
     if not root.is_dir() or any((root / a).is_dir() and (root / b).is_dir()
                                 for a, b in VAL_DOMAIN_FOLDERS if (a, b) != ("A", "B")):
@@ -128,7 +97,6 @@ def cycles(root: str | Path, *, size: int, channels: tuple[int, int] = (3, 3), f
            dirs: tuple[Path, Path] | None = None) -> list[HeldOut]:
     """The images of both domains under ``root`` (``dirs``, or A/ and B/, or trainA/ and trainB/), each
     its own target: A through A->B->A, B through B->A->B (cycle reconstruction)."""
-    from .unpaired import UnpairedDataset
     ds = UnpairedDataset(root, input_nc=channels[0], output_nc=channels[1], skip_bad=True, cache=cache,
                          train=False, load_size=size, crop_size=size, flip=False, holdout=fraction, seed=seed,
                          part=part, dirs=dirs)

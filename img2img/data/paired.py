@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 
 from .. import color as colorlib
 from .augment import build_transform, seeded
-from .holdout import select
+from .split import select
 from .io import DataError, image_size, list_images, load_image
 
 
