@@ -89,7 +89,10 @@ def test_the_readme_has_what_this_test_runs():
 
 
 def test_first_run_commands_run_as_written(fresh_copy):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # PYTHONPATH: the subprocesses run in the copy, so without it they would import whatever
+    # img2img is installed rather than this checkout's
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
     for argv in quickstart_commands():
         done = subprocess.run([sys.executable, "-m", "img2img", *argv[1:]], cwd=fresh_copy, env=env,
                               capture_output=True, text=True, timeout=600)
