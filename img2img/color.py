@@ -26,8 +26,20 @@ def net_to_rgb(x: torch.Tensor) -> torch.Tensor:
     return ((x + 1.0) * 0.5).clamp(0.0, 1.0)
 
 
+def gray_uint8(arr: np.ndarray) -> np.ndarray:
+    """uint8 RGB (H, W, 3) -> gray (H, W, 1) (a gray (H, W, 1) array is returned as it is): ITU-R
+    601-2 luma in PIL's integer arithmetic, so equal to ``Image.convert("L")`` for every colour.
+    The one gray conversion of 8-bit images (loader, data sets, data tools); tensors:
+    :func:`rgb_to_gray`."""
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        return arr
+    a = arr.astype(np.uint32)
+    g = (a[..., 0] * 19595 + a[..., 1] * 38470 + a[..., 2] * 7471 + 0x8000) >> 16
+    return g.astype(np.uint8)[:, :, None]
+
+
 def rgb_to_gray(rgb: torch.Tensor) -> torch.Tensor:
-    """RGB (..., 3, H, W) -> gray (..., 1, H, W) with ITU-R 601-2 luma weights (as PIL and the data loader)."""
+    """RGB (..., 3, H, W) -> gray (..., 1, H, W) with ITU-R 601-2 luma weights (as PIL and :func:`gray_uint8`)."""
     return rgb[..., 0:1, :, :] * 0.299 + rgb[..., 1:2, :, :] * 0.587 + rgb[..., 2:3, :, :] * 0.114
 
 

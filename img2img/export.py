@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import families
+from . import families, onnxrt
 from .config import DEFAULT_OPSET, EXPORTERS, ConfigError, RunConfig, check_int, check_number
 from .checkpoint import resolve_checkpoint
 from .families.wrappers import PadToMultiple
@@ -119,7 +119,7 @@ def export_onnx(model: str | Path, out: str | Path, *, opset: int = DEFAULT_OPSE
     problem = check_output(out, out.parent, [resolve_checkpoint(model)])
     if problem:
         raise ConfigError(problem)
-    onnx, ort = _import_onnx()
+    onnx, _ = _import_onnx()          # both installed, before the export work
     G, cfg = load_generator(model, device="cpu")
     fam = families.get(cfg.model.kind)
     if fam.conditional:
@@ -184,7 +184,7 @@ def export_onnx(model: str | Path, out: str | Path, *, opset: int = DEFAULT_OPSE
         if result.rewritten:
             meta["upsampling"] = f"{len(result.rewritten)} ConvTranspose layers as sub-pixel 2x2 convolutions"
         if verify:
-            result.max_abs_diff, result.checked = compare(module, proto.SerializeToString(), inputs, ort)
+            result.max_abs_diff, result.checked = compare(module, proto.SerializeToString(), inputs)
             meta["parity_max_abs_diff"] = f"{result.max_abs_diff:.3g}"
             if not result.max_abs_diff <= atol:
                 raise ExportError(f"{out}: onnxruntime and torch disagree by up to {result.max_abs_diff:.3g} "
@@ -197,12 +197,10 @@ def export_onnx(model: str | Path, out: str | Path, *, opset: int = DEFAULT_OPSE
     return result
 
 
-def compare(module: torch.nn.Module, onnx_model: bytes | str | Path, inputs: list[torch.Tensor],
-            ort=None) -> tuple[float, list[tuple[int, ...]]]:
+def compare(module: torch.nn.Module, onnx_model: bytes | str | Path,
+            inputs: list[torch.Tensor]) -> tuple[float, list[tuple[int, ...]]]:
     """(max abs difference between torch and onnxruntime over ``inputs``, the shapes compared)."""
-    ort = ort or _import_onnx()[1]
-    src = onnx_model if isinstance(onnx_model, bytes) else str(onnx_model)
-    session = ort.InferenceSession(src, providers=["CPUExecutionProvider"])
+    session = onnxrt.session(onnx_model)
     name = session.get_inputs()[0].name
     worst, shapes = 0.0, []
     for x in inputs:

@@ -9,19 +9,18 @@
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from . import families
+from . import families, onnxrt
 from .checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
-from .config import DIRECTIONS, ConfigError, RunConfig
+from .config import DIRECTIONS, RunConfig
 from .files import first_line
 
-ONNX_CONFIG_KEY = "img2img_config"        # ONNX metadata entry holding the RunConfig as JSON
+ONNX_CONFIG_KEY = onnxrt.CONFIG_KEY      # ONNX metadata entry holding the RunConfig as JSON
 
 
 def load_generator(path, device: str | torch.device = "cpu") -> tuple[nn.Module, RunConfig]:
@@ -72,24 +71,11 @@ class OnnxBackend:
     name = "onnx"
 
     def __init__(self, path: Path, device: torch.device):
-        ort = import_onnxruntime()
-        providers = ["CPUExecutionProvider"]
-        if device.type == "cuda":
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise ConfigError(f"--device {device}: this onnxruntime has no CUDA support "
-                                  "(install onnxruntime-gpu, or use --device cpu)")
-            providers = [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
-        try:
-            self.session = ort.InferenceSession(str(path), providers=providers)
-        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
-            raise CheckpointError(f"{path}: not a loadable ONNX model ({first_line(e)})") from None
+        self.session = onnxrt.session(path, device)
         self.path = path
         self.device = torch.device("cpu")
         meta = self.session.get_modelmeta().custom_metadata_map
-        if ONNX_CONFIG_KEY not in meta:
-            raise CheckpointError(f"{path}: not an img2img ONNX export (no {ONNX_CONFIG_KEY} metadata); "
-                                  "export models with `img2img export`")
-        self.cfg = onnx_config(meta[ONNX_CONFIG_KEY], path)
+        self.cfg = onnxrt.stored_config(meta, path)
         inputs = self.session.get_inputs()
         fam = families.get(self.cfg.model.kind)
         want = 4 if fam.conditional else 2          # (N, 3, H, W) images, or (N, z_dim) noise
@@ -113,20 +99,3 @@ class OnnxBackend:
         return torch.from_numpy(out)
 
 
-def onnx_config(text: str, path) -> RunConfig:
-    """The RunConfig stored (as JSON) in an ONNX file's metadata, checked like every config
-    (types, ranges, upper bounds); CheckpointError in one line if it is not valid."""
-    try:
-        d = json.loads(text)
-    except (ValueError, RecursionError) as e:
-        raise CheckpointError(f"{path}: the configuration stored in this ONNX file is not valid JSON "
-                              f"({first_line(e)})") from None
-    return families.stored_config({"config": d}, path, what="ONNX file")
-
-
-def import_onnxruntime():
-    try:
-        import onnxruntime
-    except ImportError:
-        raise ConfigError("ONNX models need onnxruntime: pip install 'img2img[onnx]'") from None
-    return onnxruntime

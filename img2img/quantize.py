@@ -49,12 +49,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import families
-from .checkpoint import CheckpointError
+from . import families, onnxrt
 from .config import ConfigError, RunConfig
 from .data.io import DataError
 from .files import atomic_path, first_line, private_folder
-from .inference import ONNX_CONFIG_KEY
+from .metrics import psnr_each
 
 DEFAULT_THRESHOLD = 35.0
 DEFAULT_IMAGES = 32
@@ -92,26 +91,17 @@ class QuantizeResult:
 
 
 # -- inputs -----------------------------------------------------------------------------------
-def read_metadata(model: str | Path) -> dict[str, str]:
-    """The custom metadata of an ``img2img export`` file; one-line errors otherwise."""
-    import onnx
+def read_metadata(model: str | Path) -> tuple[dict[str, str], RunConfig]:
+    """(custom metadata, checked RunConfig) of a float image-to-image ``img2img export`` file
+    (:func:`img2img.onnxrt.read_metadata`); one-line errors otherwise."""
+    meta, cfg = onnxrt.read_metadata(model)
     path = Path(model)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such ONNX file")
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # noqa: BLE001 - protobuf decode errors have many types
-        raise CheckpointError(f"{path}: not an ONNX file ({first_line(e)})") from None
-    meta = {p.key: p.value for p in proto.metadata_props}
-    if ONNX_CONFIG_KEY not in meta:
-        raise CheckpointError(f"{path}: not an img2img ONNX export (no {ONNX_CONFIG_KEY} metadata); "
-                              "export models with `img2img export`")
-    if meta.get("input") != "rgb" or not families.get(meta.get("kind", "")).conditional:
-        raise ConfigError(f"{path}: a {meta.get('kind')} model draws from noise; int8 quantization is for "
+    if not families.get(cfg.model.kind).conditional or meta.get("input") != "rgb":
+        raise ConfigError(f"{path}: a {cfg.model.kind} model draws from noise; int8 quantization is for "
                           "image-to-image exports (pix2pix, cyclegan)")
     if QUANT_KEY in meta:
         raise ConfigError(f"{path}: already quantized; quantize the float export")
-    return meta
+    return meta, cfg
 
 
 def load_inputs(cfg: RunConfig, *, images: str | Path | None = None, data: str | Path | None = None,
@@ -187,13 +177,12 @@ def quantize_file(src: Path, dst: Path, inputs: np.ndarray, *, fmt: str = "qdq",
                   activation: str = "uint8", exclude: list[str] | None = None,
                   extra_options: dict | None = None) -> None:
     """ONNX Runtime static quantization of ``src`` (float) into ``dst``, calibrated on ``inputs``."""
-    import onnxruntime as ort
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     if fmt not in FORMATS:
         raise ConfigError(f"quantization format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if method not in METHODS:
         raise ConfigError(f"calibration method must be one of {', '.join(METHODS)}, got {method!r}")
-    name = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+    name = onnxrt.session(src).get_inputs()[0].name
     with _quiet_root_logger():          # its advice to run quant_pre_process, and progress chatter
         quantize_static(
             str(src), str(dst), _reader(inputs, name),
@@ -221,18 +210,7 @@ def _quiet_root_logger():
 
 def run_model(path: str | Path | bytes, inputs: np.ndarray, batch_size: int = 8) -> np.ndarray:
     """Outputs of an ONNX model on ``inputs`` (N, 3, S, S), ``batch_size`` at a time."""
-    import onnxruntime as ort
-    src = path if isinstance(path, bytes) else str(path)
-    session = ort.InferenceSession(src, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return np.concatenate([session.run(None, {name: inputs[i:i + batch_size]})[0]
-                           for i in range(0, len(inputs), batch_size)])
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-image PSNR (dB, peak 1) of two (N, C, H, W) arrays in [0, 1]; capped at 100 dB."""
-    mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).reshape(len(a), -1).mean(1)
-    return np.minimum(100.0, 10 * np.log10(1.0 / np.maximum(mse, 1e-10)))
+    return onnxrt.run(onnxrt.session(path), inputs, batch_size)
 
 
 def prepare_float(src: Path, dst: Path, *, subpixel: bool = True, float_ends: bool = True) -> tuple[list[str], list[str]]:
@@ -282,8 +260,7 @@ def quantize_onnx(model: str | Path, out: str | Path, *, images: str | Path | No
         raise ConfigError(f"{out}: would replace the float model; choose another name")
     if not (math.isfinite(threshold) and 0 <= threshold <= 100):
         raise ConfigError(f"the PSNR threshold must be between 0 and 100 dB, got {threshold}")
-    meta = read_metadata(model)
-    cfg = RunConfig.from_dict(json.loads(meta[ONNX_CONFIG_KEY]))
+    meta, cfg = read_metadata(model)
     direction = meta.get("direction") or None          # the generator this file holds
     if images is None and data is None:
         data = getattr(cfg.data, families.get(cfg.model.kind).data)
@@ -311,10 +288,10 @@ def quantize_onnx(model: str | Path, out: str | Path, *, images: str | Path | No
         except Exception as e:  # noqa: BLE001 - onnxruntime raises many types
             raise QuantizeError(f"{model}: quantization failed ({first_line(e)})") from None
         float_out, int8_out = run_model(model, inputs), run_model(q, inputs)
-        scores = psnr(int8_out, float_out)
+        scores = psnr_each(int8_out, float_out)
         result = QuantizeResult(out, float(scores.mean()), float(scores.min()), len(inputs), settings=settings)
         if held is not None:
-            h = psnr(run_model(q, held), run_model(model, held))
+            h = psnr_each(run_model(q, held), run_model(model, held))
             result.held_out_psnr_mean, result.held_out_psnr_min = float(h.mean()), float(h.min())
             result.held_out_images = len(held)
         if not result.psnr_mean >= threshold:
@@ -336,6 +313,6 @@ def quantize_onnx(model: str | Path, out: str | Path, *, images: str | Path | No
     return result
 
 
-__all__ = ["DEFAULT_THRESHOLD", "QuantizeError", "QuantizeResult", "load_inputs", "prepare_float", "psnr",
+__all__ = ["DEFAULT_THRESHOLD", "QuantizeError", "QuantizeResult", "load_inputs", "prepare_float",
            "quantize_file",
            "quantize_onnx", "read_metadata", "run_model"]

@@ -39,6 +39,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .config import DIRECTIONS, ConfigError
+from .data.io import to_rgb
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
@@ -56,23 +57,6 @@ class UploadError(ValueError):
 
 
 # -- decoding uploads ------------------------------------------------------------------------
-def to_rgb_on_white(im: Image.Image) -> Image.Image:
-    """Any PIL image -> RGB: transparency composited on white, 16-bit scaled to 8, CMYK/palette converted."""
-    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        arr = np.asarray(im, dtype=np.float64)
-        top = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        im = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
-    elif im.mode == "F":
-        im = Image.fromarray(np.clip(np.asarray(im) * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
-    has_alpha = im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (im.mode == "P" and "transparency" in im.info) \
-        or (im.mode in ("L", "RGB") and "transparency" in im.info)
-    if has_alpha:
-        rgba = im.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return im.convert("RGB")
-
-
 def decode_upload(path: str | Path, name: str | None = None, *, max_bytes: int | None = None,
                   max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Decode an uploaded file into an RGB image, or raise :class:`UploadError` naming it.
@@ -109,7 +93,7 @@ def decode_upload(path: str | Path, name: str | None = None, *, max_bytes: int |
         raise UploadError(f"{name}: refused, its header announces too many pixels") from None
     except (OSError, ValueError, SyntaxError, EOFError) as e:       # truncated or corrupt data
         raise UploadError(f"{name}: the image data is damaged ({_first_line(e, path)})") from None
-    return to_rgb_on_white(im)
+    return to_rgb(im)
 
 
 def _bytes(n: float) -> str:
@@ -301,7 +285,7 @@ def _translation_page(gr, title: str, translators: dict[str, Any], *, policy: st
         composite = (drawing or {}).get("composite") if isinstance(drawing, dict) else drawing
         if composite is None:
             raise gr.Error("nothing drawn yet: draw on the canvas first", print_exception=False)
-        return run(to_rgb_on_white(composite), "drawing", direction)
+        return run(to_rgb(composite), "drawing", direction)
 
     def translate_upload(upload, direction):
         """``upload``: Gradio's raw file record ({"path", "orig_name", ...}), not yet decoded."""

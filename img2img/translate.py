@@ -56,7 +56,7 @@ from .checkpoint import CheckpointError
 from .color import to_float, to_uint8
 from .config import MAX_BATCH, MAX_WORKERS, POLICY_ALIASES, ConfigError, RunConfig, check_int, check_seed
 from .device import resolve_device
-from .families.wrappers import set_dropout
+from .families.wrappers import pad_to_multiple, set_dropout
 from .inference import OnnxBackend, TorchBackend, load_generator
 
 
@@ -75,11 +75,7 @@ def prepare_input(rgb: torch.Tensor, policy: str, size: int, multiple: int) -> t
     """(3, H, W) RGB in [0, 1] -> the network's input: size² (``resize``) or padded to ``multiple`` (``pad``)."""
     if policy == "resize":
         return resize_rgb(rgb, (size, size))
-    h, w = rgb.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if not (ph or pw):
-        return rgb
-    return F.pad(rgb[None], (0, pw, 0, ph), mode="replicate")[0]
+    return pad_to_multiple(rgb[None], multiple)[0]
 
 
 # -- the Translator --------------------------------------------------------------------------

@@ -56,3 +56,14 @@ def test_rgb_encode_decode():
     rgb = torch.rand(3, 4, 4)
     assert torch.allclose(color.decode(color.encode(rgb, "rgb"), "rgb"), rgb, atol=1e-6)
     assert color.encode(torch.zeros(3, 1, 1), "rgb").eq(-1).all()
+
+
+def test_the_one_gray_conversion_equals_pils_for_every_colour():
+    from PIL import Image
+
+    from img2img.color import gray_uint8
+    r, g, b = np.meshgrid(np.arange(256), np.arange(256), np.arange(256), indexing="ij")
+    every = np.stack([r, g, b], -1).reshape(4096, 4096, 3).astype(np.uint8)
+    assert np.array_equal(gray_uint8(every)[:, :, 0], np.asarray(Image.fromarray(every).convert("L")))
+    one = every[:2, :2, :1]
+    assert gray_uint8(one) is one

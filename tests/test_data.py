@@ -171,3 +171,19 @@ def test_empty_and_missing_folders(tmp_path):
     with pytest.raises(DataError) as e:
         scan_pairs(tmp_path / "nope")
     assert "nope" in one_line(e)
+
+
+def test_training_and_serve_decode_every_mode_alike(tmp_path):
+    """One decoder: what the loader trains on is what the web page translates (16-bit rounded)."""
+    from img2img.serve import decode_upload
+    rng = np.random.default_rng(0)
+    images = {"rgba.png": Image.fromarray(rng.integers(0, 256, (6, 5, 4), dtype=np.uint8), "RGBA"),
+              "la.png": Image.fromarray(rng.integers(0, 256, (6, 5, 2), dtype=np.uint8), "LA"),
+              "g16.png": Image.fromarray(np.array([[0, 32768, 65535, 1000, 300]] * 6, dtype=np.uint16)),
+              "pal.png": Image.fromarray(rng.integers(0, 256, (6, 5), dtype=np.uint8), "L").convert("P"),
+              "cmyk.jpg": Image.new("CMYK", (5, 6), (10, 200, 30, 0)),
+              "rgb.png": Image.fromarray(rng.integers(0, 256, (6, 5, 3), dtype=np.uint8))}
+    for name, im in images.items():
+        im.save(tmp_path / name)
+        assert np.array_equal(load_image(tmp_path / name), np.asarray(decode_upload(tmp_path / name))), name
+    assert load_image(tmp_path / "g16.png")[0, :, 0].tolist() == [0, 128, 255, 4, 1]

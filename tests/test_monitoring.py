@@ -21,7 +21,7 @@ from img2img.config import ConfigError
 from img2img.data.split import held_out
 from img2img.data.io import DataError
 from img2img.data.paired import PairedDataset
-from img2img.evaluation import pair_metrics
+from img2img.metrics import pair_metrics
 from img2img.gan.monitor import epochs_label, planned_steps
 from img2img.inference import load_generator
 from img2img.report import best_row, loss_plot, read_log, val_rows

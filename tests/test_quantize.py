@@ -19,7 +19,8 @@ from img2img.checkpoint import CheckpointError  # noqa: E402
 from img2img.cli import main  # noqa: E402
 from img2img.config import ConfigError  # noqa: E402
 from img2img.data.io import DataError  # noqa: E402
-from img2img.quantize import QuantizeError, load_inputs, psnr, quantize_onnx  # noqa: E402
+from img2img.metrics import psnr_each as psnr  # noqa: E402
+from img2img.quantize import QuantizeError, load_inputs, quantize_onnx  # noqa: E402
 from tiny_models import make_checkpoint, write_images  # noqa: E402
 
 

@@ -24,8 +24,8 @@ from PIL import Image
 from img2img import Sampler, Translator
 from img2img.cli import main
 from img2img.config import ConfigError
-from img2img.serve import (UploadError, canvas_size, decode_upload, free_port, grid_image, load_model, serve,
-                           to_rgb_on_white)
+from img2img.data.io import to_rgb
+from img2img.serve import UploadError, canvas_size, decode_upload, free_port, grid_image, load_model, serve
 from tiny_models import make_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,10 +60,10 @@ def _drawing(side: int = 256, transparent: bool = False) -> Image.Image:
 def test_transparency_is_composited_on_white_and_16_bit_is_scaled(tmp_path):
     rgba = Image.new("RGBA", (4, 3), (10, 20, 30, 0))
     rgba.putpixel((0, 0), (10, 20, 30, 255))
-    out = np.asarray(to_rgb_on_white(rgba))
+    out = np.asarray(to_rgb(rgba))
     assert out.shape == (3, 4, 3) and out[0, 0].tolist() == [10, 20, 30] and out[2, 3].tolist() == [255] * 3
     la = Image.new("LA", (2, 2), (0, 0))
-    assert np.asarray(to_rgb_on_white(la)).min() == 255
+    assert np.asarray(to_rgb(la)).min() == 255
     pal = Image.new("P", (2, 2), 0)
     pal.putpalette([0, 0, 0] + [200, 0, 0] * 255)
     pal.putpixel((1, 1), 1)
@@ -77,7 +77,7 @@ def test_transparency_is_composited_on_white_and_16_bit_is_scaled(tmp_path):
     gray16.save(p16)
     assert np.asarray(decode_upload(p16))[0, :, 0].tolist() == [0, 128, 255]
     cmyk = Image.new("CMYK", (2, 2), (0, 0, 0, 0))
-    assert np.asarray(to_rgb_on_white(cmyk)).min() == 255
+    assert np.asarray(to_rgb(cmyk)).min() == 255
 
 
 def test_exif_orientation_is_applied(tmp_path):

@@ -7,7 +7,7 @@ Prints mean L1 / PSNR / SSIM of
 * ``mean image``: the mean of the training targets (what the best blur scores: a model that
   cannot tell the inputs apart).
 A model's figures mean something only next to these.  Both images are resized to ``--size``
-(the model's size) and compared as RGB in [0, 1] with :func:`img2img.evaluation.pair_metrics`.
+(the model's size) and compared as RGB in [0, 1] with :func:`img2img.metrics.pair_metrics`.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from img2img.color import to_float  # noqa: E402
 from img2img.data.paired import PairedDataset  # noqa: E402
-from img2img.evaluation import pair_metrics  # noqa: E402
+from img2img.metrics import pair_metrics  # noqa: E402
 from img2img.translate import resize_rgb  # noqa: E402
 
 

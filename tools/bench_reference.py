@@ -316,9 +316,8 @@ def _difference(walls: dict[int, list[float]], n: int, m: int) -> dict:
 
 def _quantize(onnx_path: Path, out: Path, train_root: Path, trained: bool) -> dict:
     """int8 model calibrated on the model's training pairs (or the bench's); its accuracy."""
-    from img2img.inference import ONNX_CONFIG_KEY
     from img2img.quantize import quantize_onnx, read_metadata
-    cfg_pairs = json.loads(read_metadata(onnx_path)[ONNX_CONFIG_KEY])["data"].get("pairs")
+    cfg_pairs = read_metadata(onnx_path)[1].data.pairs
     calib = cfg_pairs if trained and cfg_pairs and Path(cfg_pairs).is_dir() else str(train_root)
     t = time.perf_counter()
     r = quantize_onnx(onnx_path, out, data=calib, threshold=0.0)

@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ..color import gray_uint8
 from ..files import first_line
 from .io import DataError, is_image, list_images, load_image
 
@@ -114,8 +115,7 @@ def fit_square(arr: np.ndarray, size: int, channels: int) -> np.ndarray:
     """uint8 (H, W, 1|3) -> (size, size, channels): shorter side to ``size``, center crop."""
     if arr.shape[2] != channels:
         if channels == 1:
-            g = arr[..., 0] * 0.299 + arr[..., 1] * 0.587 + arr[..., 2] * 0.114
-            arr = np.clip(np.round(g), 0, 255).astype(np.uint8)[:, :, None]
+            arr = gray_uint8(arr)
         else:
             arr = np.repeat(arr, 3, axis=2)
     h, w = arr.shape[:2]

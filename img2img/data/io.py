@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..color import gray_uint8
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 # Refuse absurd images rather than exhausting memory: anything above MAX_PIXELS (16384 x 16384,
@@ -103,23 +105,29 @@ def load_image(path: str | Path, channels: int = 3) -> np.ndarray:
             raise
         raise DataError(f"{path}: cannot decode image ({_reason(e)})") from None
     if channels == 1:
-        return np.asarray(rgb.convert("L"))[:, :, None]
+        return gray_uint8(np.asarray(rgb))
     return np.asarray(rgb)
 
 
 def to_rgb(im: Image.Image) -> Image.Image:
-    """Any PIL image -> 8-bit RGB.  Transparency is composited on white."""
+    """Any PIL image -> 8-bit RGB: the one decoder's colour step (training data, translate, eval,
+    serve's uploads and drawings).
+
+    16-bit gray (``I;16*``) is scaled by 255/65535 and rounded; 32-bit ``I`` likewise when its
+    values go above 255 (else they are 8-bit values already); float ``F`` in [0, 1] is scaled
+    by 255, other floats clipped.  Transparency (an alpha channel, or a palette / gray / RGB
+    image's ``transparency`` colour) is composited on white; CMYK, palette and the rest are
+    converted by PIL.
+    """
     if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         arr = np.asarray(im, dtype=np.float64)
-        scale = 257.0 if arr.max() > 255 else 1.0
-        im = Image.fromarray(np.clip(arr / scale, 0, 255).astype(np.uint8), "L")
+        top = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        im = Image.fromarray(np.clip(np.round(arr / top * 255.0), 0, 255).astype(np.uint8), "L")
     elif im.mode == "F":
         arr = np.asarray(im, dtype=np.float64)
         arr = arr * 255.0 if arr.max() <= 1.0 else arr
-        im = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L")
-    if im.mode == "P":
-        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "RGBa"):
+        im = Image.fromarray(np.clip(np.round(arr), 0, 255).astype(np.uint8), "L")
+    if im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info:
         rgba = im.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")

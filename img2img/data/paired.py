@@ -26,8 +26,8 @@ from torch.utils.data import Dataset
 
 from .. import color as colorlib
 from .augment import build_transform, seeded
-from .split import select
 from .io import DataError, image_size, list_images, load_image
+from .split import select
 
 
 @dataclass(frozen=True)
@@ -118,14 +118,6 @@ def _check_readable(path: Path) -> str | None:
     return None
 
 
-def to_gray(arr: np.ndarray) -> np.ndarray:
-    """uint8 (H, W, 3) -> (H, W, 1) with PIL's ITU-R 601-2 luma weights."""
-    if arr.shape[2] == 1:
-        return arr
-    g = arr[..., 0] * 0.299 + arr[..., 1] * 0.587 + arr[..., 2] * 0.114
-    return np.clip(np.round(g), 0, 255).astype(np.uint8)[:, :, None]
-
-
 class PairedDataset(Dataset):
     """Yields ``{"A": (input_nc, S, S), "B": (output_nc, S, S), "index": i}`` in [-1, 1].
 
@@ -202,9 +194,9 @@ class PairedDataset(Dataset):
         if self.colorization:
             return a, b
         if self.input_nc == 1:
-            a = to_gray(a)
+            a = colorlib.gray_uint8(a)
         if self.output_nc == 1:
-            b = to_gray(b)
+            b = colorlib.gray_uint8(b)
         return a, b
 
     # -- tensors ------------------------------------------------------------

@@ -20,9 +20,8 @@ from torch.utils.data import Dataset
 
 from .. import color as colorlib
 from .augment import build_transform, item_seed, seeded
-from .split import select
 from .io import DataError, image_size, list_images, load_image
-from .paired import to_gray
+from .split import select
 
 DOMAIN_FOLDERS = (("A", "B"), ("trainA", "trainB"))
 # held-out data (--val): a CycleGAN data set's testA/ and testB/ come first, so that --val can name the
@@ -97,7 +96,7 @@ class UnpairedDataset(Dataset):
 
     def _decode(self, side: int, i: int) -> np.ndarray:
         arr = load_image(self.files[side][i], 3)
-        return to_gray(arr) if self.channels[side] == 1 else arr
+        return colorlib.gray_uint8(arr) if self.channels[side] == 1 else arr
 
     def raw(self, side: int, i: int) -> np.ndarray:
         """uint8 (H, W, C) of image ``i`` of domain ``side`` (0: A, 1: B)."""

@@ -11,6 +11,8 @@ import math
 import numpy as np
 from PIL import Image
 
+from ..color import gray_uint8
+
 RESAMPLE = {"lanczos": Image.LANCZOS, "bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR,
             "nearest": Image.NEAREST}
 WHITE = 255
@@ -49,7 +51,7 @@ def resize_square(img: np.ndarray, size: int, mode: str = "crop", resample: str 
 
 def grayscale(img: np.ndarray) -> np.ndarray:
     """RGB (H, W, 3) -> gray (H, W) with PIL's ITU-R 601-2 luma weights."""
-    return np.asarray(Image.fromarray(_squeeze(img)).convert("L"))
+    return gray_uint8(_squeeze(img))[:, :, 0]
 
 
 def blank(img: np.ndarray, fraction: float = 0.5) -> np.ndarray:

@@ -78,9 +78,16 @@ class PadToMultiple(nn.Module):
         self.inner, self.multiple = inner, multiple
 
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
-        h, w, m = rgb.shape[-2], rgb.shape[-1], self.multiple
-        x = torch.nn.functional.pad(rgb, (0, (m - w % m) % m, 0, (m - h % m) % m), mode="replicate")
-        return self.inner(x)[:, :, :h, :w]
+        h, w = rgb.shape[-2], rgb.shape[-1]
+        return self.inner(pad_to_multiple(rgb, self.multiple))[:, :, :h, :w]
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """(N, C, H, W) -> padded at the bottom and right, edge pixels repeated, to multiples of
+    ``multiple``: the ``pad`` policy, the one place it is written (translate's torch path and
+    the exported graph).  No branch on the size, so it traces with symbolic shapes."""
+    h, w, m = x.shape[-2], x.shape[-1], multiple
+    return torch.nn.functional.pad(x, (0, (m - w % m) % m, 0, (m - h % m) % m), mode="replicate")
 
 
 def set_dropout(module: nn.Module, on: bool) -> nn.Module:

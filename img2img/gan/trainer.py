@@ -336,7 +336,7 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         """Score the eval generator on the held-out data (the code of ``img2img eval``); log the
         figures; write best.pt when --best-by improved."""
-        from ..evaluation import validate
+        from ..scoring import validate
         t = self.cfg.train
         began = time.monotonic()
         G = self.eval_generator()
