@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 _API = {
     "DataConfig": "config", "ModelConfig": "config", "RunConfig": "config", "TrainConfig": "config",
     "make_config": "families",
-    "Trainer": "gan.trainer", "train": "gan.trainer",
+    "Trainer": "gan.trainer", "train": "gan.launch",
     "Sampler": "sampling", "interpolate": "sampling", "sample": "sampling", "save_samples": "sampling",
     "Translator": "translate", "translate_folder": "pipeline",
     "evaluate": "evaluation",

@@ -249,7 +249,7 @@ def kinds_where(**attributes) -> list[str]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from . import families
-    from .gan.trainer import train
+    from .gan.launch import train
     settings = {k: v for k, v in vars(args).items() if k not in ("func", "command", "resume")}
     resume = getattr(args, "resume", None)
     if isinstance(resume, str):

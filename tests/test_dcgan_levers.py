@@ -22,7 +22,8 @@ from img2img.config import ConfigError
 from img2img.families import make_config
 from img2img.gan import objectives
 from img2img.gan.ema import WeightEMA
-from img2img.gan.trainer import Trainer, train
+from img2img.gan.launch import train
+from img2img.gan.trainer import Trainer
 
 TINY = dict(ngf=4, ndf=4, batch_size=4, progress=False)
 

@@ -21,7 +21,8 @@ from img2img.families import make_config, make_dataset
 from img2img.data.images import ImageDataset, fit_square, is_idx_file, read_idx
 from img2img.families.unconditional import recalibrate_batchnorm
 from img2img.inference import load_generator
-from img2img.gan.trainer import Trainer, train
+from img2img.gan.launch import train
+from img2img.gan.trainer import Trainer
 from img2img.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from img2img.nets.mlp import MLPDiscriminator, MLPGenerator
 from img2img.sampling import Sampler, interpolate, sample
