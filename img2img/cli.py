@@ -662,36 +662,27 @@ def _add_export_parser(sub) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from .config import ConfigError
     from .export import ExportError, export_onnx
-    from .files import private_folder
-    from .quantize import QuantizeError, quantize_onnx
-    if args.quantize and not args.out.lower().endswith(".onnx"):
-        raise ConfigError(f"{args.out}: the output file name must end in .onnx")
-    if args.quantize and Path(args.out).exists() and not args.overwrite:
-        raise ConfigError(f"{args.out}: exists; pass --overwrite to replace it")
-    with private_folder("img2img-export-") as tmp:
-        target = Path(tmp) / "float.onnx" if args.quantize else args.out
-        try:
-            result = export_onnx(args.model, target, opset=args.opset, overwrite=args.overwrite,
-                                 exporter=args.exporter, direction=args.direction)
-        except ExportError as e:
-            print(printable(f"img2img export: error: {e}"), file=sys.stderr)
-            return 1
-        for note in result.notes:
-            print(printable(f"note: {note}"), file=sys.stderr)
-        print(printable(str(result).replace(f"wrote {target}", "float model exported") if args.quantize
-                        else str(result)), file=sys.stderr)
+    from .quantize import QuantizeError, export_int8
+    options = dict(opset=args.opset, exporter=args.exporter, direction=args.direction)
+    try:
         if args.quantize:
-            try:
-                q = quantize_onnx(target, args.out, images=args.calibration, n_images=args.calibration_images,
-                                  threshold=args.min_psnr, overwrite=args.overwrite)
-            except QuantizeError as e:
-                print(printable(f"img2img export: error: {e}"), file=sys.stderr)
-                return 1
-            print(printable(str(q)), file=sys.stderr)
+            exported, quantized = export_int8(args.model, args.out, images=args.calibration,
+                                              n_images=args.calibration_images, threshold=args.min_psnr,
+                                              overwrite=args.overwrite, **options)
+        else:
+            exported, quantized = export_onnx(args.model, args.out, overwrite=args.overwrite, **options), None
+    except (ExportError, QuantizeError) as e:
+        print(printable(f"img2img export: error: {e}"), file=sys.stderr)
+        return 1
+    for note in exported.notes:
+        print(printable(f"note: {note}"), file=sys.stderr)
+    text = str(exported)
+    if quantized is not None:
+        text = text.replace(f"wrote {exported.path}", "float model exported")
+    print(printable(text), file=sys.stderr)
+    if quantized is not None:
+        print(printable(str(quantized)), file=sys.stderr)
     return 0
 
 

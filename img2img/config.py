@@ -19,11 +19,13 @@ traceback or an allocation of terabytes.  NaN fails every range check.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+import typing
 from typing import Any
 
 from .files import atomic_write_text
@@ -113,20 +115,28 @@ def check_device_name(value, name: str = "--device") -> str:
     return value
 
 
+_TYPE_WORDS = {int: "a whole number", float: "a number", str: "text", bool: "true or false", type(None): "null"}
+
+
+@functools.cache
+def _field_types(klass) -> dict[str, tuple[type, ...]]:
+    """Each field's allowed types, from the dataclass's annotations (``int | None`` -> (int, NoneType))."""
+    return {name: typing.get_args(hint) or (hint,) for name, hint in typing.get_type_hints(klass).items()}
+
+
 def _check_types(section) -> None:
-    """Every field of a config dataclass has its declared type (int, float, str, bool, or None where allowed)."""
+    """Every field of a config dataclass has its declared type (int, float, str, bool, or None where
+    allowed); a whole number is a number too, true/false is not."""
     for f in fields(section):
-        value, allowed = getattr(section, f.name), {t.strip() for t in str(f.type).split("|")}
-        ok = (value is None and "None" in allowed) or (
-            isinstance(value, bool) and "bool" in allowed) or (
-            not isinstance(value, bool) and (
-                (isinstance(value, int) and bool(allowed & {"int", "float"}))
-                or (isinstance(value, float) and "float" in allowed)
-                or (isinstance(value, str) and "str" in allowed)))
+        value, allowed = getattr(section, f.name), _field_types(type(section))[f.name]
+        if isinstance(value, bool):
+            ok = bool in allowed
+        elif isinstance(value, int):
+            ok = int in allowed or float in allowed
+        else:
+            ok = isinstance(value, tuple(t for t in allowed if t is not int))
         if not ok:
-            kinds = {"int": "a whole number", "float": "a number", "str": "text", "bool": "true or false",
-                     "None": "null"}
-            want = " or ".join(kinds.get(t, t) for t in sorted(allowed, key=lambda t: t == "None"))
+            want = " or ".join(_TYPE_WORDS.get(t, t.__name__) for t in sorted(allowed, key=lambda t: t is type(None)))
             raise ConfigError(f"{f.name.replace('_', '-')} must be {want}, got {value!r}")
 
 

@@ -313,6 +313,27 @@ def quantize_onnx(model: str | Path, out: str | Path, *, images: str | Path | No
     return result
 
 
-__all__ = ["DEFAULT_THRESHOLD", "QuantizeError", "QuantizeResult", "load_inputs", "prepare_float",
+def export_int8(model: str | Path, out: str | Path, *, images: str | Path | None = None,
+                n_images: int = DEFAULT_IMAGES, threshold: float = DEFAULT_THRESHOLD, overwrite: bool = False,
+                **export_options):
+    """A trained model (run folder, model.pt, latest.pt) straight to an int8 ONNX file: the float
+    export (:func:`img2img.export.export_onnx` with ``export_options``, its own torch parity check)
+    into a scratch folder, then :func:`quantize_onnx` calibrated on ``images`` (default: the run's
+    training data).  Returns (the float export's result, the QuantizeResult); nothing is written to
+    ``out`` when either step fails (ExportError / QuantizeError)."""
+    from .export import export_onnx
+    out = Path(out)
+    if out.suffix.lower() != ".onnx":
+        raise ConfigError(f"{out}: the output file name must end in .onnx")
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out}: exists; pass --overwrite to replace it")
+    with private_folder("img2img-export-") as tmp:
+        exported = export_onnx(model, Path(tmp) / "float.onnx", overwrite=True, **export_options)
+        quantized = quantize_onnx(exported.path, out, images=images, n_images=n_images, threshold=threshold,
+                                  overwrite=overwrite)
+    return exported, quantized
+
+
+__all__ = ["DEFAULT_THRESHOLD", "export_int8", "QuantizeError", "QuantizeResult", "load_inputs", "prepare_float",
            "quantize_file",
            "quantize_onnx", "read_metadata", "run_model"]
