@@ -10,14 +10,14 @@ Only the arguments of the sub-command being run are built, so ``--help`` and
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import warnings
 from dataclasses import fields
 
 from . import __version__
-from .config import (AMP_MODES, COLORS, DATA_SOURCES, DEFAULT_OPSET, DIRECTIONS, DISCRIMINATORS, EXPORTERS, FORMATS,
-                     GENERATORS, MLP_OUTPUTS, NOISES, NORMS, OBJECTIVES, POLICY_ALIASES, VAL_METRICS, DataConfig,
-                     ModelConfig, TrainConfig)
+from .config import (DATA_SOURCES, DEFAULT_OPSET, DIRECTIONS, EXPORTERS, FORMATS, POLICY_ALIASES, DataConfig,
+                     ModelConfig, TrainConfig, _field_types)
 from .files import printable
 
 _DEFAULTS = {f.name: f.default for k in (ModelConfig, DataConfig, TrainConfig) for f in fields(k)}
@@ -113,131 +113,46 @@ def _add_train_parser(sub) -> None:
                        description="Train pix2pix on paired images: an 8-level U-Net generator and a 70x70 "
                                    "PatchGAN discriminator, GAN + lambda*L1 loss. Progress bars show "
                                    "EMA-smoothed losses; raw losses go to RUN/log.jsonl.")
-    g = t.add_argument_group("data")
-    _add(g, "--pairs", dest="pairs", metavar="DIR", help="folder of pairs: AB files, or A/ and B/ sub-folders")
-    _add(g, "--images", dest="images", metavar="DIR|IDX_FILE",
-         help="dcgan/mlp: a folder of images (recursive) or an MNIST IDX file (.gz or not)")
-    _add(g, "--unpaired", dest="unpaired", metavar="DIR",
-         help="cyclegan: a folder holding A/ and B/ (or trainA/ and trainB/) of unpaired images")
-    _add(g, "--direction", dest="direction", choices=DIRECTIONS, help="which side is the input")
-    _add(g, "--load-size", dest="load_size", type=int, metavar="N", help="resize images to NxN first")
-    _add(g, "--crop-size", dest="crop_size", type=int, metavar="N",
-         help="then take a random NxN crop; this is the model's image size")
-    _add(g, "--no-flip", dest="flip", action="store_false", help="no random horizontal flips", default_of=None)
-    _add(g, "--no-crop", dest="crop", action="store_false", help="resize straight to --crop-size, no random crop")
-    _add(g, "--no-resize", dest="resize", action="store_false",
-         help="crop at the images' own size (smaller images are padded with white)")
-    _add(g, "--color", dest="color", choices=COLORS,
-         help="color space the networks work in (lab: L/50-1, ab/110, via kornia)")
-    _add(g, "--colorization", dest="colorization", action="store_true",
-         help="single-image folder; learn L -> ab (1-channel in, 2 out); outputs recombined with L")
-    _add(g, "--skip-bad", dest="skip_bad", action="store_true", help="leave bad files out instead of refusing")
-    _add(g, "--workers", dest="workers", type=int, metavar="N", help="data-loading processes")
-    _add(g, "--no-cache", dest="cache", action="store_false",
-         help="decode every image every epoch instead of keeping the decoded set in memory (kept when "
-              "under 2 GB); a file that turns bad mid-run is then skipped, named and counted")
-    _add(g, "--val", dest="val", metavar="DIR",
-         help="held-out data scored while training: pairs in any --pairs layout (cyclegan scores them both "
-              "ways), or for cyclegan two domains, testA/+testB/, A/+B/ or trainA/+trainB/ (cycle "
-              "reconstruction); not for dcgan/mlp")
-    _add(g, "--val-split", dest="val_split", type=float, metavar="F",
-         help="or hold out this fraction of the training files (chosen by file name and --seed; the same on "
-              "--resume; cyclegan: of each domain)")
-
-    g = t.add_argument_group("model")
-    _add(g, "--input-nc", dest="input_nc", type=int, choices=[1, 3], help="input channels (1: gray)")
-    _add(g, "--output-nc", dest="output_nc", type=int, choices=[1, 3], help="output channels")
-    _add(g, "--ngf", dest="ngf", type=int, metavar="N", help="generator width (pix2pix 64: a 54.4M-parameter U-Net)")
-    _add(g, "--ndf", dest="ndf", type=int, metavar="N", help="discriminator width")
-    _add(g, "--depth", dest="depth", type=int, metavar="N",
-         help="U-Net levels (default: down to 1x1 at the crop size, at most 8; 8 for 256, 7 for 128)")
-    _add(g, "--netG", dest="netG", choices=GENERATORS,
-         help="image generator: unet (pix2pix), resnet9 / resnet6 (9 or 6 residual blocks; cyclegan: resnet9 "
-              "at 256, resnet6 below)")
-    _add(g, "--netD", dest="netD", choices=DISCRIMINATORS,
-         help="image discriminator: patch (70x70 PatchGAN), nlayers (PatchGAN with --n-layers-d), pixel (1x1)")
-    _add(g, "--n-layers-d", "--d-layers", dest="d_layers", type=int, metavar="N",
-         help="strided layers of the PatchGAN (3: 70x70 patches)")
-    _add(g, "--norm", dest="norm", choices=NORMS, help="normalisation in G and D")
-    _add(g, "--dropout", dest="dropout", type=float, metavar="P", help="dropout in the 3 innermost decoder levels")
+    groups = {name: t.add_argument_group(name) for name in ("data", "model", "training",
+                                                            "validation, logging and profiling")}
+    for klass, section in ((DataConfig, "data"), (ModelConfig, "model"), (TrainConfig, "training")):
+        for f in fields(klass):
+            if "help" in f.metadata:
+                _add_setting(groups[f.metadata.get("group", section)], f, _field_types(klass)[f.name])
+            if f.name == "out":
+                _add(groups["training"], "--resume", dest="resume", nargs="?", const=True, metavar="RUN",
+                     help="continue the run in RUN (or --out) exactly where it stopped")
+    # the two settings whose help is made from the families: by hand
     picks = ", ".join(f"{families.for_data(source).name} with --{source}" for source in DATA_SOURCES)
-    _add(g, "--model", dest="kind", choices=families.names(), default_of="-",
+    _add(groups["model"], "--model", dest="kind", choices=families.names(), default_of="-",
          help=f"model family (default: {picks})")
-    _add(g, "--size", dest="image_size", type=int, metavar="N", default_of="-",
+    _add(groups["model"], "--size", dest="image_size", type=int, metavar="N", default_of="-",
          help=f"image size of {', '.join(kinds_where(size_flag='--size'))} models (dcgan: 32, 64 or 128)"
               + _d("image_size", base=False))
-    _add(g, "--z-dim", dest="z_dim", type=int, metavar="N", help="dcgan/mlp: noise dimensions")
-    _add(g, "--noise", dest="noise", choices=NOISES,
-         help="dcgan/mlp: noise distribution, N(0,1) or U(-1,1)")
-    _add(g, "--d-spectral-norm", dest="d_spectral_norm", action="store_true",
-         help=f"{', '.join(kinds_where(spectral_norm_d=True))}: spectral normalisation of D's layers, "
-              "in place of BatchNorm in D")
-    _add(g, "--mlp-hidden", dest="mlp_hidden", type=int, metavar="N", help="mlp: hidden units of G and D")
-    _add(g, "--mlp-out", dest="mlp_out", choices=MLP_OUTPUTS,
-         help="mlp: G's output (sigmoid trains on pixels in [0, 1])")
-
-    g = t.add_argument_group("training")
-    _add(g, "--out", dest="out", metavar="RUN", help="run folder")
-    _add(g, "--resume", dest="resume", nargs="?", const=True, metavar="RUN",
-         help="continue the run in RUN (or --out) exactly where it stopped")
-    _add(g, "--epochs", dest="epochs", type=int, metavar="N", help="epochs at the initial learning rate")
-    _add(g, "--epochs-decay", dest="epochs_decay", type=int, metavar="N", help="epochs of linear decay to 0")
-    _add(g, "--max-steps", dest="max_steps", type=int, metavar="N", help="stop after N steps (quick runs)")
-    _add(g, "--time-limit", dest="time_limit", type=float, metavar="MIN",
-         help="stop after MIN minutes of training (a checkpoint is written)")
-    _add(g, "--batch-size", dest="batch_size", type=int, metavar="N", help="images per step")
-    _add(g, "--lr", dest="lr", type=float, help="Adam learning rate")
-    _add(g, "--lr-d", dest="lr_d", type=float, metavar="LR", help="discriminator learning rate (default: --lr)")
-    _add(g, "--beta1", dest="beta1", type=float, help="Adam beta1")
-    _add(g, "--lambda-l1", dest="lambda_l1", type=float, metavar="L", help="pix2pix: weight of the L1 term")
-    _add(g, "--lambda-cycle", dest="lambda_cycle", type=float, metavar="L",
-         help="cyclegan: weight of each cycle-consistency L1 term")
-    _add(g, "--lambda-identity", dest="lambda_identity", type=float, metavar="F",
-         help="cyclegan: identity loss weight, as a fraction of --lambda-cycle (0: off)")
-    _add(g, "--pool-size", dest="pool_size", type=int, metavar="N",
-         help="cyclegan: generated images kept to show each discriminator (0: no history)")
-    _add(g, "--g-ema", dest="g_ema", type=float, metavar="DECAY",
-         help="keep an EMA of the generator's weights and use it for samples and model.pt (0: off)")
-    _add(g, "--g-ema-start", dest="g_ema_start", type=int, metavar="N",
-         help="the weight EMA copies G for the first N generator steps, then averages")
-    _add(g, "--label-smoothing", dest="label_smoothing", type=float, metavar="S",
-         help="one-sided label smoothing: D's target for real images is 1 - S (nonsat, minimax)")
-    _add(g, "--instance-noise", dest="instance_noise", type=float, metavar="STD",
-         help="Gaussian noise of this std on every image D sees (real and generated), decaying linearly "
-              "to 0 over the run")
-    _add(g, "--objective", dest="objective", choices=OBJECTIVES,
-         help="GAN objective")
-    _add(g, "--d-steps", dest="d_steps", type=int, metavar="K", help="discriminator updates per generator update")
-    _add(g, "--seed", dest="seed", type=int, help="random seed (data order, augmentation, init, dropout)")
-    _add(g, "--device", dest="device", metavar="DEV", help="auto, cpu, cuda or cuda:N")
-    _add(g, "--channels-last", dest="channels_last", action="store_true",
-         help="NHWC memory layout (faster on many GPUs; slower on the CPU measured here)")
-    _add(g, "--amp", dest="amp", choices=AMP_MODES,
-         help="mixed precision: auto = bf16 (or fp16 with loss scaling) on CUDA, off on the CPU")
-    _add(g, "--compile", dest="compile", action="store_true", help="torch.compile the networks (GPU, long runs)")
-    _add(g, "--no-cpu-matmul", dest="cpu_matmul", action="store_false",
-         help="run every convolution on torch's own kernels (by default each U-Net convolution runs as a matrix "
-              "product on the CPU where that measured faster at start-up: same results to float rounding)")
-    _add(g, "--sample-every", dest="sample_every", type=int, metavar="N",
-         help="write a sample grid every N steps (0: once per epoch)")
-    _add(g, "--save-every", dest="save_every", type=int, metavar="N",
-         help="write latest.pt every N steps (0: once per epoch)")
-    _add(g, "--no-progress", dest="progress", action="store_false", help="no progress bar")
-
-    g = t.add_argument_group("validation, logging and profiling")
-    _add(g, "--val-every", dest="val_every", type=int, metavar="N",
-         help="steps between validation passes (0: after every epoch); needs --val or --val-split")
-    _add(g, "--best-by", dest="best_by", choices=list(VAL_METRICS),
-         help="the validation metric that picks RUN/best.pt (l1: lowest; psnr, ssim: highest)")
-    _add(g, "--keep-every", dest="keep_every", type=int, metavar="N",
-         help="keep a generator-only snapshot every N epochs, RUN/snapshots/epoch_NNN.pt (0: none)")
-    _add(g, "--tensorboard", dest="tensorboard", action="store_true",
-         help="also write TensorBoard events under RUN/tb: every loss, lr, validation, sample grids "
-              "(pip install 'img2img[tb]')")
-    _add(g, "--profile", dest="profile", type=int, metavar="N",
-         help="record N steps with torch.profiler after a warm-up: RUN/profile/trace.json (chrome://tracing, "
-              "Perfetto) and top_ops.txt (0: off)")
     t.set_defaults(func=cmd_train)
+
+
+def _add_setting(group, f, types: tuple) -> None:
+    """The flag of config field ``f`` from its metadata (:func:`img2img.config.setting`): name,
+    help, metavar, choices, and the type or on/off action from the field's annotation."""
+    meta = f.metadata
+    on_off = bool in types
+    flags = meta.get("flag") or ("--no-" if on_off and f.default else "--") + f.name.replace("_", "-")
+    flags = (flags,) if isinstance(flags, str) else tuple(flags)
+    kw: dict = {}
+    if on_off:
+        kw["action"] = "store_false" if f.default else "store_true"
+    else:
+        kind = next(t for t in types if t is not type(None))
+        if kind is not str:
+            kw["type"] = kind
+    for key in ("metavar", "choices"):
+        if key in meta:
+            kw[key] = list(meta[key])
+    if "metavar" in kw:
+        kw["metavar"] = meta["metavar"]
+    help_ = re.sub(r"\{kinds:(\w+)\}", lambda m: ", ".join(kinds_where(**{m.group(1): True})), meta["help"])
+    _add(group, *flags, dest=f.name, help=help_, **kw)
 
 
 def kinds_where(**attributes) -> list[str]:

@@ -115,6 +115,15 @@ def check_device_name(value, name: str = "--device") -> str:
     return value
 
 
+def setting(default, help: str, **cli):
+    """A configuration field that is also a ``train`` flag: ``help`` (``{kinds:ATTR}`` names the
+    families with that attribute set) and, in ``cli``, ``flag`` (default ``--NAME``, or
+    ``--no-NAME`` for a setting that is on by default; a tuple adds aliases), ``metavar``,
+    ``choices`` and ``group`` (its section of ``--help``; default: the dataclass's).  The CLI
+    builds its flags from these (``img2img.cli``): a setting is declared once."""
+    return field(default=default, metadata={"help": help, **cli})
+
+
 _TYPE_WORDS = {int: "a whole number", float: "a number", str: "text", bool: "true or false", type(None): "null"}
 
 
@@ -143,22 +152,27 @@ def _check_types(section) -> None:
 @dataclass
 class ModelConfig:
     kind: str = "pix2pix"
-    input_nc: int = 3          # channels G is fed (pix2pix); ignored by unconditional models
-    output_nc: int = 3         # channels G produces
-    ngf: int = 64
-    ndf: int = 64
-    depth: int = 8             # U-Net levels: 8 for 256x256, 7 for 128x128 ...
-    d_layers: int = 3          # strided layers in the PatchGAN (3 -> 70x70 receptive field)
-    dropout: float = 0.5       # in the three innermost U-Net decoder levels
+    input_nc: int = setting(3, "input channels (1: gray)", choices=[1, 3])
+    output_nc: int = setting(3, "output channels", choices=[1, 3])
+    ngf: int = setting(64, "generator width (pix2pix 64: a 54.4M-parameter U-Net)", metavar='N')
+    ndf: int = setting(64, "discriminator width", metavar='N')
+    depth: int = setting(8, "U-Net levels (default: down to 1x1 at the crop size, at most 8; 8 for 256, 7 for 128)",
+                            metavar='N')
+    d_layers: int = setting(3, "strided layers of the PatchGAN (3: 70x70 patches)",
+                               flag=('--n-layers-d', '--d-layers'), metavar='N')
+    dropout: float = setting(0.5, "dropout in the 3 innermost decoder levels", metavar='P')
     image_size: int = 256      # the size the model was trained at
-    z_dim: int = 100           # unconditional models: noise size
-    noise: str = "normal"      # unconditional models: normal | uniform (in [-1, 1])
-    mlp_hidden: int = 128      # MLP GAN hidden width
-    mlp_out: str = "tanh"      # MLP GAN output: tanh ([-1, 1]) | sigmoid ([0, 1])
-    netG: str = "unet"         # image-to-image generator: unet | resnet9 | resnet6
-    netD: str = "patch"        # image discriminator: patch (70x70) | nlayers (d_layers strided layers) | pixel (1x1)
-    norm: str = "batch"        # normalisation in G and D: batch | instance | none
-    d_spectral_norm: bool = False  # spectral norm on D's layers in place of its BatchNorm (families that offer it)
+    z_dim: int = setting(100, "dcgan/mlp: noise dimensions", metavar='N')
+    noise: str = setting("normal", "dcgan/mlp: noise distribution, N(0,1) or U(-1,1)", choices=NOISES)
+    mlp_hidden: int = setting(128, "mlp: hidden units of G and D", metavar='N')
+    mlp_out: str = setting("tanh", "mlp: G's output (sigmoid trains on pixels in [0, 1])", choices=MLP_OUTPUTS)
+    netG: str = setting("unet", "image generator: unet (pix2pix), resnet9 / resnet6 (9 or 6 residual blocks; "
+                                "cyclegan: resnet9 at 256, resnet6 below)", choices=GENERATORS)
+    netD: str = setting("patch", "image discriminator: patch (70x70 PatchGAN), nlayers (PatchGAN with "
+                                 "--n-layers-d), pixel (1x1)", choices=DISCRIMINATORS)
+    norm: str = setting("batch", "normalisation in G and D", choices=NORMS)
+    d_spectral_norm: bool = setting(False, "{kinds:spectral_norm_d}: spectral normalisation of D's layers, in "
+                                           "place of BatchNorm in D")
 
     def validate(self) -> None:
         """Checks that hold for every family (each family checks its own rules on top)."""
@@ -183,22 +197,31 @@ def _choice(name: str, value, allowed) -> None:
 
 @dataclass
 class DataConfig:
-    pairs: str | None = None        # paired folder (AB files or A/ + B/)
-    images: str | None = None       # single-image folder or MNIST IDX file (unconditional models)
-    unpaired: str | None = None     # two folders of unpaired images, A/ and B/ (or trainA/, trainB/): CycleGAN
-    direction: str = "AtoB"
-    load_size: int = 286            # resize to load_size x load_size ...
-    crop_size: int = 256            # ... then random crop to crop_size
-    resize: bool = True
-    crop: bool = True
-    flip: bool = True
-    color: str = "rgb"              # rgb | lab
-    colorization: bool = False      # single images: A = L channel, B = ab channels
-    skip_bad: bool = False          # skip unreadable/invalid files instead of refusing
-    workers: int = 0
-    cache: bool = True              # keep decoded images in memory when they fit
-    val: str | None = None          # held-out data for validation while training (same layout as the training data)
-    val_split: float = 0.0          # or: hold out this fraction of the training files (by name and seed)
+    pairs: str | None = setting(None, "folder of pairs: AB files, or A/ and B/ sub-folders", metavar='DIR')
+    images: str | None = setting(None, "dcgan/mlp: a folder of images (recursive) or an MNIST IDX file (.gz or "
+                                       "not)", metavar='DIR|IDX_FILE')
+    unpaired: str | None = setting(None, "cyclegan: a folder holding A/ and B/ (or trainA/ and trainB/) of "
+                                         "unpaired images", metavar='DIR')
+    direction: str = setting("AtoB", "which side is the input", choices=DIRECTIONS)
+    load_size: int = setting(286, "resize images to NxN first", metavar='N')
+    crop_size: int = setting(256, "then take a random NxN crop; this is the model's image size", metavar='N')
+    resize: bool = setting(True, "crop at the images' own size (smaller images are padded with white)")
+    crop: bool = setting(True, "resize straight to --crop-size, no random crop")
+    flip: bool = setting(True, "no random horizontal flips")
+    color: str = setting("rgb", "color space the networks work in (lab: L/50-1, ab/110, via kornia)",
+                                choices=COLORS)
+    colorization: bool = setting(False, "single-image folder; learn L -> ab (1-channel in, 2 out); outputs "
+                                        "recombined with L")
+    skip_bad: bool = setting(False, "leave bad files out instead of refusing")
+    workers: int = setting(0, "data-loading processes", metavar='N')
+    cache: bool = setting(True, "decode every image every epoch instead of keeping the decoded set in memory (kept"
+                                " when under 2 GB); a file that turns bad mid-run is then skipped, named and "
+                                "counted")
+    val: str | None = setting(None, "held-out data scored while training: pairs in any --pairs layout (cyclegan "
+                                    "scores them both ways), or for cyclegan two domains, testA/+testB/, A/+B/ or "
+                                    "trainA/+trainB/ (cycle reconstruction); not for dcgan/mlp", metavar='DIR')
+    val_split: float = setting(0.0, "or hold out this fraction of the training files (chosen by file name and "
+                                    "--seed; the same on --resume; cyclegan: of each domain)", metavar='F')
 
     def validate(self) -> None:
         _check_types(self)
@@ -224,42 +247,60 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    out: str = "runs/pix2pix"
-    epochs: int = 100               # epochs at the initial learning rate
-    epochs_decay: int = 100         # epochs of linear decay to zero afterwards
-    max_steps: int | None = None    # stop after this many generator steps (quick runs)
-    time_limit: float | None = None # stop after this many minutes (a checkpoint is written)
-    batch_size: int = 1
-    lr: float = 2e-4
-    lr_d: float | None = None       # discriminator learning rate (default: lr)
-    beta1: float = 0.5
+    out: str = setting("runs/pix2pix", "run folder", metavar='RUN')
+    epochs: int = setting(100, "epochs at the initial learning rate", metavar='N')
+    epochs_decay: int = setting(100, "epochs of linear decay to 0", metavar='N')
+    max_steps: int | None = setting(None, "stop after N steps (quick runs)", metavar='N')
+    time_limit: float | None = setting(None, "stop after MIN minutes of training (a checkpoint is written)",
+                                             metavar='MIN')
+    batch_size: int = setting(1, "images per step", metavar='N')
+    lr: float = setting(2e-4, "Adam learning rate")
+    lr_d: float | None = setting(None, "discriminator learning rate (default: --lr)", metavar='LR')
+    beta1: float = setting(0.5, "Adam beta1")
     beta2: float = 0.999
-    lambda_l1: float = 100.0        # pix2pix: weight of L1(G(A), B)
-    lambda_cycle: float = 10.0      # CycleGAN: weight of each cycle-consistency L1 (lambda_A = lambda_B)
-    lambda_identity: float = 0.5    # CycleGAN: identity loss, as a fraction of lambda_cycle (0: off)
-    pool_size: int = 50             # CycleGAN: generated images kept per discriminator (0: no history pool)
-    objective: str = "nonsat"
+    lambda_l1: float = setting(100.0, "pix2pix: weight of the L1 term", metavar='L')
+    lambda_cycle: float = setting(10.0, "cyclegan: weight of each cycle-consistency L1 term", metavar='L')
+    lambda_identity: float = setting(0.5, "cyclegan: identity loss weight, as a fraction of --lambda-cycle (0: "
+                                          "off)", metavar='F')
+    pool_size: int = setting(50, "cyclegan: generated images kept to show each discriminator (0: no history)",
+                                 metavar='N')
+    objective: str = setting("nonsat", "GAN objective", choices=OBJECTIVES)
     gp_weight: float = 10.0         # WGAN-GP gradient penalty weight
-    d_steps: int = 1                # discriminator updates per generator update
+    d_steps: int = setting(1, "discriminator updates per generator update", metavar='K')
     ema_decay: float = 0.99         # smoothing of the losses shown in the progress bar
-    g_ema: float = 0.999            # >0: keep an exponential moving average of G's weights (0: off)
-    g_ema_start: int = 0            # generator steps during which the EMA copies G (then it averages)
-    label_smoothing: float = 0.0    # one-sided: D's target for real images is 1 - s (nonsat, minimax)
-    instance_noise: float = 0.0     # std of Gaussian noise on every image D sees, decaying linearly to 0
-    seed: int = 0
-    device: str = "auto"            # auto | cpu | cuda | cuda:N
-    channels_last: bool = False     # NHWC tensors (slower on the CPU here, try on GPU)
-    amp: str = "auto"               # mixed precision: auto (bf16/fp16 on CUDA, off on CPU) | off | bf16 | fp16
-    compile: bool = False           # torch.compile the networks (worth it on GPUs for long runs)
-    sample_every: int = 0           # steps between sample grids (0: once per epoch)
-    save_every: int = 0             # steps between checkpoints (0: once per epoch)
-    progress: bool = True
-    cpu_matmul: bool = True         # U-Net convolutions as matrix products on the CPU where measured faster (nets/smallconv.py)
-    val_every: int = 0              # steps between validation passes (0: at the end of every epoch)
-    best_by: str = "l1"             # the validation metric that picks best.pt: l1 (lower) | psnr | ssim (higher)
-    keep_every: int = 0             # keep a generator-only snapshot every N epochs (snapshots/epoch_NNN.pt; 0: none)
-    tensorboard: bool = False       # also log to TensorBoard under RUN/tb (pip install 'img2img[tb]')
-    profile: int = 0                # record N steps with torch.profiler after a warm-up (RUN/profile/)
+    g_ema: float = setting(0.999, "keep an EMA of the generator's weights and use it for samples and model.pt (0: "
+                                  "off)", metavar='DECAY')
+    g_ema_start: int = setting(0, "the weight EMA copies G for the first N generator steps, then averages",
+                                  metavar='N')
+    label_smoothing: float = setting(0.0, "one-sided label smoothing: D's target for real images is 1 - S (nonsat,"
+                                          " minimax)", metavar='S')
+    instance_noise: float = setting(0.0, "Gaussian noise of this std on every image D sees (real and generated), "
+                                         "decaying linearly to 0 over the run", metavar='STD')
+    seed: int = setting(0, "random seed (data order, augmentation, init, dropout)")
+    device: str = setting("auto", "auto, cpu, cuda or cuda:N", metavar='DEV')
+    channels_last: bool = setting(False, "NHWC memory layout (faster on many GPUs; slower on the CPU measured "
+                                         "here)")
+    amp: str = setting("auto", "mixed precision: auto = bf16 (or fp16 with loss scaling) on CUDA, off on the CPU",
+                               choices=AMP_MODES)
+    compile: bool = setting(False, "torch.compile the networks (GPU, long runs)")
+    sample_every: int = setting(0, "write a sample grid every N steps (0: once per epoch)", metavar='N')
+    save_every: int = setting(0, "write latest.pt every N steps (0: once per epoch)", metavar='N')
+    progress: bool = setting(True, "no progress bar")
+    cpu_matmul: bool = setting(True, "run every convolution on torch's own kernels (by default each U-Net "
+                                     "convolution runs as a matrix product on the CPU where that measured faster "
+                                     "at start-up: same results to float rounding)")
+    val_every: int = setting(0, "steps between validation passes (0: after every epoch); needs --val or "
+                                "--val-split", metavar='N', group='validation, logging and profiling')
+    best_by: str = setting("l1", "the validation metric that picks RUN/best.pt (l1: lowest; psnr, ssim: highest)",
+                                 choices=list(VAL_METRICS), group='validation, logging and profiling')
+    keep_every: int = setting(0, "keep a generator-only snapshot every N epochs, RUN/snapshots/epoch_NNN.pt (0: "
+                                 "none)", metavar='N', group='validation, logging and profiling')
+    tensorboard: bool = setting(False, "also write TensorBoard events under RUN/tb: every loss, lr, validation, "
+                                       "sample grids (pip install 'img2img[tb]')",
+                                       group='validation, logging and profiling')
+    profile: int = setting(0, "record N steps with torch.profiler after a warm-up: RUN/profile/trace.json "
+                              "(chrome://tracing, Perfetto) and top_ops.txt (0: off)",
+                              metavar='N', group='validation, logging and profiling')
 
     def validate(self) -> None:
         _check_types(self)

@@ -141,6 +141,26 @@ def test_cli_version_and_help():
         assert flag in out.stdout, flag
 
 
+def test_every_setting_declared_with_help_is_a_train_flag_that_sets_it():
+    """A setting is declared once, in its dataclass (config.setting): the flag follows from it."""
+    from dataclasses import fields
+
+    from img2img.cli import build_parser
+    from img2img.config import DataConfig, ModelConfig, TrainConfig
+    train_parser = build_parser("train")._subparsers._group_actions[0].choices["train"]
+    actions = {a.dest: a for a in train_parser._actions}
+    declared = [f for k in (ModelConfig, DataConfig, TrainConfig) for f in fields(k) if "help" in f.metadata]
+    assert len(declared) > 50
+    for f in declared:
+        assert f.name in actions, f.name
+        assert actions[f.name].help.startswith(f.metadata["help"].split("{")[0][:20]), f.name
+    args = build_parser("train").parse_args(["train", "--no-flip", "--ngf", "16", "--n-layers-d", "2", "--lr-d", "1e-3",
+                                             "--tensorboard", "--no-cpu-matmul", "--val-split", "0.25"])
+    assert (args.flip, args.ngf, args.d_layers, args.lr_d, args.tensorboard, args.cpu_matmul, args.val_split) == \
+        (False, 16, 2, 1e-3, True, False, 0.25)
+    assert not hasattr(args, "lr")                            # not given: the dataclass default applies later
+
+
 def test_mixed_precision_path_runs_on_the_cpu(tmp_path):
     """--amp bf16 (the GPU default where supported) through the same loop; fp16 needs CUDA."""
     pairs = write_ab(tmp_path / "pairs", n=2, size=32)
