@@ -17,7 +17,7 @@ from dataclasses import fields
 
 from . import __version__
 from .config import (DATA_SOURCES, DEFAULT_OPSET, DIRECTIONS, EXPORTERS, FORMATS, POLICY_ALIASES, DataConfig,
-                     ModelConfig, TrainConfig, _field_types)
+                     ModelConfig, TrainConfig, field_types)
 from .files import printable
 
 _DEFAULTS = {f.name: f.default for k in (ModelConfig, DataConfig, TrainConfig) for f in fields(k)}
@@ -118,7 +118,7 @@ def _add_train_parser(sub) -> None:
     for klass, section in ((DataConfig, "data"), (ModelConfig, "model"), (TrainConfig, "training")):
         for f in fields(klass):
             if "help" in f.metadata:
-                _add_setting(groups[f.metadata.get("group", section)], f, _field_types(klass)[f.name])
+                _add_setting(groups[f.metadata.get("group", section)], f, field_types(klass)[f.name])
             if f.name == "out":
                 _add(groups["training"], "--resume", dest="resume", nargs="?", const=True, metavar="RUN",
                      help="continue the run in RUN (or --out) exactly where it stopped")
@@ -143,9 +143,9 @@ def _add_setting(group, f, types: tuple) -> None:
     if on_off:
         kw["action"] = "store_false" if f.default else "store_true"
     else:
-        kind = next(t for t in types if t is not type(None))
-        if kind is not str:
-            kw["type"] = kind
+        value_type = next(t for t in types if t is not type(None))
+        if value_type is not str:
+            kw["type"] = value_type
     for key in ("metavar", "choices"):
         if key in meta:
             kw[key] = list(meta[key])

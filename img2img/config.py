@@ -128,7 +128,7 @@ _TYPE_WORDS = {int: "a whole number", float: "a number", str: "text", bool: "tru
 
 
 @functools.cache
-def _field_types(klass) -> dict[str, tuple[type, ...]]:
+def field_types(klass) -> dict[str, tuple[type, ...]]:
     """Each field's allowed types, from the dataclass's annotations (``int | None`` -> (int, NoneType))."""
     return {name: typing.get_args(hint) or (hint,) for name, hint in typing.get_type_hints(klass).items()}
 
@@ -137,7 +137,7 @@ def _check_types(section) -> None:
     """Every field of a config dataclass has its declared type (int, float, str, bool, or None where
     allowed); a whole number is a number too, true/false is not."""
     for f in fields(section):
-        value, allowed = getattr(section, f.name), _field_types(type(section))[f.name]
+        value, allowed = getattr(section, f.name), field_types(type(section))[f.name]
         if isinstance(value, bool):
             ok = bool in allowed
         elif isinstance(value, int):

@@ -39,11 +39,12 @@ from .config import DIRECTIONS, ConfigError
 from .data import holdout
 from .data.holdout import HeldOut
 from .data.io import DataError
+from .data.loader import SafeItems, make_loader
 from .files import atomic_write_text, check_output, printable, save_image
 from .metrics import METRICS
-from .pipeline import SafeItems, make_loader
 from .scoring import score
 from .translate import Translator, check_inference_options
+
 
 def _read_item(held: HeldOut, i: int) -> dict:
     """(input, target) uint8 tensors of item ``i`` of ``held``."""

@@ -15,54 +15,18 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 
 from .color import to_float, to_uint8
 from .config import FORMATS, ConfigError
 from .data.io import IMAGE_EXTENSIONS, DataError, is_image, list_images, load_image
-from .device import default_workers
+from .data.loader import SafeItems, make_loader
 from .files import check_output, first_line, printable, save_image
 from .translate import Translator, check_inference_options, shape_batches
 
 WRITE_THREADS = 2
-
-
-class SafeItems(Dataset):
-    """Item ``i`` is ``{"index": i, **read(i)}``; a failure comes back as the item
-    ``{"index": i, "error": "NAME: what went wrong"}``, never as an exception (one bad file
-    costs one line, not the run).  ``read`` must be picklable for worker processes."""
-
-    def __init__(self, read: Callable[[int], dict], names: Sequence[str]):
-        self.read, self.names = read, list(names)
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def __getitem__(self, i: int) -> dict:
-        try:
-            return {"index": i, **self.read(i)}
-        except DataError as e:
-            return {"index": i, "error": str(e)}
-        except Exception as e:  # noqa: BLE001 - e.g. MemoryError on a huge file: one line, not a traceback
-            return {"index": i, "error": f"{self.names[i]}: cannot decode image ({first_line(e)})"}
-
-
-def make_loader(dataset: Dataset, batch_size: int, workers: int | None, device: torch.device) -> DataLoader:
-    """Batches of items as lists (sizes differ); ``workers`` None means :func:`default_workers`."""
-    if workers is None:
-        workers = default_workers(device)
-    workers = max(0, min(workers, len(dataset) // max(1, batch_size)))
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=_as_list,
-                      pin_memory=device.type == "cuda", persistent_workers=False,
-                      prefetch_factor=2 if workers else None)
-
-
-def _as_list(items: list) -> list:
-    return items
 
 
 def _read_image(files: list[Path], prepare, keep_original: bool, i: int) -> dict:
