@@ -230,7 +230,7 @@ def _run(args: argparse.Namespace, fig: dict, work: Path) -> int:
             fig["reference"] = bench_reference.run_reference_bench(
                 args.reference, steps=args.ref_steps, images=args.ref_images, rounds=args.ref_rounds,
                 pairs=args.pairs, model=args.model, model_steps=args.model_steps, int8=not args.no_int8,
-                log=lambda s: print(s, file=sys.stderr))
+                train_variants=args.ref_train_variant, log=lambda s: print(s, file=sys.stderr))
         except bench_reference.BenchError as e:
             print(f"bench: error: {e}", file=sys.stderr)
             return 1

@@ -159,9 +159,9 @@ class Programs:
                 "--gpu_ids", "-1", "--checkpoints_dir", str(self.ckpt), "--results_dir", str(results),
                 "--num_test", str(count)]
 
-    def ours_train(self, pairs: Path, steps: int, out: Path) -> list[str]:
+    def ours_train(self, pairs: Path, steps: int, out: Path, extra: tuple[str, ...] = ()) -> list[str]:
         return [self.py, "-m", "img2img", "train", "--pairs", str(pairs), "--out", str(out),
-                "--max-steps", str(steps), "--no-progress", "--device", "cpu"]
+                "--max-steps", str(steps), "--no-progress", "--device", "cpu", *extra]
 
     def ours_translate(self, model: Path, photos: Path, out: Path, batch_size: int) -> list[str]:
         return [self.py, "-m", "img2img", "translate", str(model), str(photos), str(out),
@@ -220,7 +220,7 @@ def make_photos(train: Path, count: int, dst: Path) -> Path:
 # -- the benchmark ----------------------------------------------------------------------------
 def run_reference_bench(ref: str | Path, *, steps=(5, 25), images=(5, 55), rounds: int = 2,
                         pairs: str | Path | None = None, model: str | Path | None = None, model_steps: int = 1,
-                        batch_sizes=(1, 8), int8: bool = True, log=print) -> dict:
+                        batch_sizes=(1, 8), int8: bool = True, train_variants=(), log=print) -> dict:
     """Time the reference and img2img side by side (see the module docs); returns the figures.
 
     The img2img model translated (and quantized) is ``model``, or one trained here (untimed)
@@ -241,7 +241,7 @@ def run_reference_bench(ref: str | Path, *, steps=(5, 25), images=(5, 55), round
     work = Path(tempfile.mkdtemp(prefix="img2img-refbench-"))
     try:
         fig = _bench(ref, commit, work, n_s, m_s, n_i, m_i, rounds, pairs, model, model_steps, batch_sizes, int8,
-                     log)
+                     log, tuple(train_variants))
         fig["machine"] = machine.describe()
         return fig
     finally:
@@ -249,7 +249,7 @@ def run_reference_bench(ref: str | Path, *, steps=(5, 25), images=(5, 55), round
 
 
 def _bench(ref, commit, work, n_s, m_s, n_i, m_i, rounds, pairs, model, model_steps, batch_sizes, int8,
-           log) -> dict:
+           log, train_variants=()) -> dict:
     needs, stubs = reference_requirements(work / "stubs")
     prog = Programs(ref, work, stubs)
     src = Path(pairs).resolve() if pairs else None
@@ -282,6 +282,10 @@ def _bench(ref, commit, work, n_s, m_s, n_i, m_i, rounds, pairs, model, model_st
 
     jobs_train = {"reference train.py": lambda k, i: prog.ref_train(train_root.parent, k, f"t{k}_{i}"),
                   "img2img train": lambda k, i: prog.ours_train(train_root, k, work / "out" / f"train{k}_{i}")}
+    for flags in train_variants:                            # e.g. "--amp bf16": the same step with other flags
+        jobs_train[f"img2img train {flags}"] = (
+            lambda k, i, extra=tuple(flags.split()): prog.ours_train(train_root, k, work / "out" / f"train{k}_{i}",
+                                                                     extra))
     jobs_translate = {"reference test.py": lambda k, i: prog.ref_test(photos[k], k, "model", work / "out" / f"r{k}_{i}")}
     for name, path in backends:
         for bs in batch_sizes:
@@ -392,6 +396,9 @@ def add_arguments(p: argparse.ArgumentParser, prefix: str = "") -> None:
                    help="without --model: train the img2img model for the translation rows and the int8 accuracy "
                         "for K steps on --pairs, untimed (default: 1, enough for timing only)")
     p.add_argument("--no-int8", action="store_true", help="skip the int8 ONNX model")
+    p.add_argument(f"--{prefix}train-variant", action="append", default=[], metavar="FLAGS",
+                   help="also time 'img2img train FLAGS' in the same run, e.g. --train-variant '--amp bf16' "
+                        "(repeatable)")
 
 
 def main(argv=None) -> int:
@@ -403,7 +410,7 @@ def main(argv=None) -> int:
     try:
         fig = run_reference_bench(args.reference, steps=args.steps, images=args.images, rounds=args.rounds,
                                   pairs=args.pairs, model=args.model, model_steps=args.model_steps,
-                                  int8=not args.no_int8,
+                                  int8=not args.no_int8, train_variants=args.train_variant,
                                   log=lambda s: print(s, file=sys.stderr))
     except BenchError as e:
         print(f"bench_reference: error: {e}", file=sys.stderr)
