@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
 import re
 import shutil
 import socket
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -151,12 +153,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is fsync'ed and renamed onto ``path``.
 
     The temporary file is ``.NAME.XXXXXXXX.tmp``, locked (``flock``) while this process writes it.
-    A kill leaves it behind; the next write of the same ``path`` removes such leftovers first
-    (:func:`remove_stale_temporaries`: same target, its writer gone).
+    A kill leaves it behind; the next write of the same ``path`` removes such leftovers first (same
+    target, its writer gone; the folder is listed once per process, at its first write there).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path.parent, path.name)
+    _remove_leftovers_of(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp)
     try:
@@ -186,7 +188,7 @@ def private_folder(prefix: str, parent: str | Path | None = None) -> Iterator[Pa
     ``prefix`` in ``parent`` can remove the folders a killed process left (lock free) -- ``tempfile.TemporaryDirectory`` leaves a 200 MB model in /tmp after a SIGKILL."""
     parent = Path(parent) if parent is not None else Path(tempfile.gettempdir())
     parent.mkdir(parents=True, exist_ok=True)
-    for old in parent.glob(glob_escape(prefix) + "*"):
+    for old in parent.glob(glob.escape(prefix) + "*"):
         if old.is_dir() and not old.is_symlink() and _abandoned(old):
             shutil.rmtree(old, ignore_errors=True)
     folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
@@ -235,10 +237,6 @@ def _abandoned(path: Path) -> bool:
         os.close(fd)
 
 
-def glob_escape(text: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
-
-
 def _fsync_dir(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -260,26 +258,50 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 _TMP_NAME = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]{8}\.tmp$")   # what atomic_path's mkstemp makes
 
 
+# folder -> {target name: the temporaries of it found there}, listed at this process's first write into
+# the folder: a killed process's leftovers are older than that, so one listing per folder serves every
+# later write (translate writes thousands of files into one folder; listing it for each was quadratic)
+_LEFTOVERS: dict[str, dict[str, list[Path]]] = {}
+_LEFTOVERS_LOCK = threading.Lock()          # translate writes from several threads
+
+
+def _remove_leftovers_of(path: Path) -> None:
+    folder = os.path.abspath(path.parent)
+    with _LEFTOVERS_LOCK:
+        found = _LEFTOVERS.get(folder)
+        if found is None:
+            found = _LEFTOVERS[folder] = {}
+            for tmp in _temporaries(path.parent):
+                found.setdefault(_TMP_NAME.match(tmp.name)["name"], []).append(tmp)
+        mine = found.pop(path.name, [])
+    for tmp in mine:
+        _remove_if_abandoned(tmp)
+
+
+def _temporaries(folder: str | Path) -> list[Path]:
+    """The files in ``folder`` named like :func:`atomic_path`'s temporaries."""
+    try:
+        return [p for p in Path(folder).glob(".*.tmp") if _TMP_NAME.match(p.name)]
+    except OSError:
+        return []
+
+
+def _remove_if_abandoned(tmp: Path) -> bool:
+    if tmp.is_file() and not tmp.is_symlink() and _abandoned(tmp):
+        try:
+            tmp.unlink()
+            return True
+        except OSError:
+            pass
+    return False
+
+
 def remove_stale_temporaries(folder: str | Path, name: str | None = None) -> list[Path]:
     """Delete the ``.NAME.XXXXXXXX.tmp`` files that :func:`atomic_path` leaves when a process is killed
     mid-write: in ``folder``, for target ``name`` only if given, each only if no live process holds
     its lock (see :func:`_abandoned`).  Returns what was removed."""
-    removed = []
-    try:
-        candidates = list(Path(folder).glob(".*.tmp"))
-    except OSError:
-        return removed
-    for tmp in candidates:
-        m = _TMP_NAME.match(tmp.name)
-        if not m or (name is not None and m["name"] != name):
-            continue
-        if tmp.is_file() and not tmp.is_symlink() and _abandoned(tmp):
-            try:
-                tmp.unlink()
-                removed.append(tmp)
-            except OSError:
-                pass
-    return removed
+    return [tmp for tmp in _temporaries(folder)
+            if (name is None or _TMP_NAME.match(tmp.name)["name"] == name) and _remove_if_abandoned(tmp)]
 
 
 def save_image(array: np.ndarray, path: str | Path, quality: int = 95, compress_level: int = 6) -> None:
