@@ -17,7 +17,7 @@ from dataclasses import fields
 
 from . import __version__
 from .config import (DATA_SOURCES, DEFAULT_OPSET, DIRECTIONS, EXPORTERS, FORMATS, POLICY_ALIASES, DataConfig,
-                     ModelConfig, TrainConfig, field_types)
+                     ModelConfig, TrainConfig, field_types, flags_of)
 from .files import printable
 
 _DEFAULTS = {f.name: f.default for k in (ModelConfig, DataConfig, TrainConfig) for f in fields(k)}
@@ -118,7 +118,7 @@ def _add_train_parser(sub) -> None:
     for klass, section in ((DataConfig, "data"), (ModelConfig, "model"), (TrainConfig, "training")):
         for f in fields(klass):
             if "help" in f.metadata:
-                _add_setting(groups[f.metadata.get("group", section)], f, field_types(klass)[f.name])
+                _add_setting(groups[f.metadata.get("group", section)], klass, f)
             if f.name == "out":
                 _add(groups["training"], "--resume", dest="resume", nargs="?", const=True, metavar="RUN",
                      help="continue the run in RUN (or --out) exactly where it stopped")
@@ -132,27 +132,23 @@ def _add_train_parser(sub) -> None:
     t.set_defaults(func=cmd_train)
 
 
-def _add_setting(group, f, types: tuple) -> None:
+def _add_setting(group, klass, f) -> None:
     """The flag of config field ``f`` from its metadata (:func:`img2img.config.setting`): name,
     help, metavar, choices, and the type or on/off action from the field's annotation."""
-    meta = f.metadata
-    on_off = bool in types
-    flags = meta.get("flag") or ("--no-" if on_off and f.default else "--") + f.name.replace("_", "-")
-    flags = (flags,) if isinstance(flags, str) else tuple(flags)
+    meta, types = f.metadata, field_types(klass)[f.name]
     kw: dict = {}
-    if on_off:
+    if bool in types:
         kw["action"] = "store_false" if f.default else "store_true"
     else:
         value_type = next(t for t in types if t is not type(None))
         if value_type is not str:
             kw["type"] = value_type
-    for key in ("metavar", "choices"):
-        if key in meta:
-            kw[key] = list(meta[key])
-    if "metavar" in kw:
+    if "metavar" in meta:
         kw["metavar"] = meta["metavar"]
+    if "choices" in meta:
+        kw["choices"] = list(meta["choices"])
     help_ = re.sub(r"\{kinds:(\w+)\}", lambda m: ", ".join(kinds_where(**{m.group(1): True})), meta["help"])
-    _add(group, *flags, dest=f.name, help=help_, **kw)
+    _add(group, *flags_of(klass, f), dest=f.name, help=help_, **kw)
 
 
 def kinds_where(**attributes) -> list[str]:

@@ -124,6 +124,30 @@ def setting(default, help: str, **cli):
     return field(default=default, metadata={"help": help, **cli})
 
 
+def flags_of(klass, f) -> tuple[str, ...]:
+    """The ``train`` flags of setting ``f`` of dataclass ``klass`` (declared with :func:`setting`):
+    its ``flag`` metadata, else ``--NAME``, or ``--no-NAME`` for an on/off setting on by default."""
+    flag = f.metadata.get("flag")
+    if flag is None:
+        off = bool in field_types(klass)[f.name] and f.default
+        flag = ("--no-" if off else "--") + f.name.replace("_", "-")
+    return (flag,) if isinstance(flag, str) else tuple(flag)
+
+
+def spelled(name: str, value) -> str | None:
+    """How ``train`` sets setting ``name`` to ``value`` on the command line (``--epochs 20``,
+    ``--no-cache``), or None where no flag does (a setting without one, an on/off setting's
+    default value, None)."""
+    klass = dict(_SECTIONS)[field_section(name)]
+    f = next(f for f in fields(klass) if f.name == name)
+    if "help" not in f.metadata or value is None:
+        return None
+    flag = flags_of(klass, f)[0]
+    if bool in field_types(klass)[name]:
+        return flag if value != f.default else None
+    return f"{flag} {value}"
+
+
 _TYPE_WORDS = {int: "a whole number", float: "a number", str: "text", bool: "true or false", type(None): "null"}
 
 

@@ -159,6 +159,10 @@ def test_every_setting_declared_with_help_is_a_train_flag_that_sets_it():
     assert (args.flip, args.ngf, args.d_layers, args.lr_d, args.tensorboard, args.cpu_matmul, args.val_split) == \
         (False, 16, 2, 1e-3, True, False, 0.25)
     assert not hasattr(args, "lr")                            # not given: the dataclass default applies later
+    from img2img.config import spelled                        # the same flags, as the resume note spells them
+    assert (spelled("epochs", 7), spelled("cache", False), spelled("d_layers", 2)) == \
+        ("--epochs 7", "--no-cache", "--n-layers-d 2")
+    assert spelled("progress", True) is None and spelled("tensorboard", False) is None   # no flag does that
 
 
 def test_mixed_precision_path_runs_on_the_cpu(tmp_path):

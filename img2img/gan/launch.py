@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .. import families
 from ..checkpoint import CheckpointError, load_checkpoint
-from ..config import DATA_SOURCES, RESUMABLE, ConfigError, RunConfig, field_section
+from ..config import DATA_SOURCES, RESUMABLE, ConfigError, RunConfig, field_section, spelled
 from ..files import FolderBusy, folder_lock, printable, within
 from . import distributed
 from .trainer import Trainer
@@ -125,17 +125,11 @@ def _check_config_edits(path: Path, base: RunConfig, checkpoint: Path, given: se
     notes = [(k, v, was) for k, v, was in edits if k not in given]
     if notes and distributed.env_rank() == 0:
         said = ", ".join(f"{k} {v!r} where {name} has {was!r}" for k, v, was in notes)
-        flags = " ".join(_flag(k, v) for k, v, _ in notes)
-        print(printable(f"note: {path} sets {said}; resume uses {name}'s values and rewrites config.json; "
-                        f"to change them pass {flags}"), file=sys.stderr)
-
-
-def _flag(name: str, value) -> str:
-    """The command-line spelling of setting ``name`` = ``value`` (as the note above suggests it)."""
-    flag = "--" + name.replace("_", "-")
-    if isinstance(value, bool):
-        return flag if value else "--no-" + flag[2:]
-    return f"{flag} {value}"
+        flags = [spelled(k, v) for k, v, _ in notes]
+        how = (f"to change them pass {' '.join(f for f in flags if f)}" if all(flags) else
+               "; ".join(f"pass {f}" if f else f"no flag sets {k} to {v!r}" for (k, v, _), f in zip(notes, flags)))
+        print(printable(f"note: {path} sets {said}; resume uses {name}'s values and rewrites config.json; {how}"),
+              file=sys.stderr)
 
 
 def check_run_folder(cfg: RunConfig) -> None:
