@@ -52,7 +52,7 @@ from .config import DEFAULT_OPSET, EXPORTERS, ConfigError, RunConfig, check_int,
 from .checkpoint import resolve_checkpoint
 from .families.wrappers import PadToMultiple
 from .files import atomic_path, check_output, first_line
-from .inference import ONNX_CONFIG_KEY, load_generator
+from .inference import load_generator
 
 MIN_OPSET, MAX_OPSET = 7, 23      # what the exporters write here (torch 2.14, onnx 1.x); dynamo from ~15 up
 
@@ -166,7 +166,7 @@ def export_onnx(model: str | Path, out: str | Path, *, opset: int = DEFAULT_OPSE
         result.opset = actual_opset
         any_hw = ", any H and W" if isinstance(module, PadToMultiple) else ""
         meta = {
-            ONNX_CONFIG_KEY: json.dumps(cfg.to_dict()),
+            onnxrt.CONFIG_KEY: json.dumps(cfg.to_dict()),
             "img2img_version": _version(),
             "opset": str(actual_opset),
             "kind": cfg.model.kind,

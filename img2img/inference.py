@@ -20,8 +20,6 @@ from .checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
 from .config import DIRECTIONS, RunConfig
 from .files import first_line
 
-ONNX_CONFIG_KEY = onnxrt.CONFIG_KEY      # ONNX metadata entry holding the RunConfig as JSON
-
 
 def load_generator(path, device: str | torch.device = "cpu") -> tuple[nn.Module, RunConfig]:
     """(generator in eval mode, its RunConfig) from a run folder, model.pt or latest.pt.
