@@ -10,7 +10,6 @@ Only the arguments of the sub-command being run are built, so ``--help`` and
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import warnings
 from dataclasses import fields
@@ -122,6 +121,16 @@ def _add_train_parser(sub) -> None:
             if f.name == "out":
                 _add(groups["training"], "--resume", dest="resume", nargs="?", const=True, metavar="RUN",
                      help="continue the run in RUN (or --out) exactly where it stopped")
+    # each family's own settings (a field shared by two families is one flag), help saying whose they are
+    own = t.add_argument_group("settings of one model family (the others refuse them)")
+    owners: dict[str, list] = {}
+    for kind in families.names():
+        klass = families.get(kind).settings
+        for f in fields(klass):
+            owners.setdefault(f.name, [klass, f, []])[2].append(kind)
+    for klass, f, kinds in owners.values():
+        _DEFAULTS[f.name] = f.default
+        _add_setting(own, klass, f, f"{', '.join(kinds)}: ")
     # the two settings whose help is made from the families: by hand
     picks = ", ".join(f"{families.for_data(source).name} with --{source}" for source in DATA_SOURCES)
     _add(groups["model"], "--model", dest="kind", choices=families.names(), default_of="-",
@@ -132,9 +141,9 @@ def _add_train_parser(sub) -> None:
     t.set_defaults(func=cmd_train)
 
 
-def _add_setting(group, klass, f) -> None:
+def _add_setting(group, klass, f, prefix: str = "") -> None:
     """The flag of config field ``f`` from its metadata (:func:`img2img.config.setting`): name,
-    help, metavar, choices, and the type or on/off action from the field's annotation."""
+    help (after ``prefix``), metavar, choices, and the type or on/off action from the field's annotation."""
     meta, types = f.metadata, field_types(klass)[f.name]
     kw: dict = {}
     if bool in types:
@@ -147,8 +156,7 @@ def _add_setting(group, klass, f) -> None:
         kw["metavar"] = meta["metavar"]
     if "choices" in meta:
         kw["choices"] = list(meta["choices"])
-    help_ = re.sub(r"\{kinds:(\w+)\}", lambda m: ", ".join(kinds_where(**{m.group(1): True})), meta["help"])
-    _add(group, *flags_of(klass, f), dest=f.name, help=help_, **kw)
+    _add(group, *flags_of(klass, f), dest=f.name, help=prefix + meta["help"], **kw)
 
 
 def kinds_where(**attributes) -> list[str]:

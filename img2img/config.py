@@ -39,8 +39,6 @@ NORMS = ("batch", "instance", "none")
 OBJECTIVES = ("nonsat", "minimax", "lsgan", "hinge", "wgan-gp")
 COLORS = ("rgb", "lab")
 DIRECTIONS = ("AtoB", "BtoA")
-NOISES = ("normal", "uniform")
-MLP_OUTPUTS = ("tanh", "sigmoid")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 VAL_METRICS = {"l1": "min", "psnr": "max", "ssim": "max"}   # validation metric -> which way is better (--best-by)
 # using trained models (translate, eval, export)
@@ -116,11 +114,12 @@ def check_device_name(value, name: str = "--device") -> str:
 
 
 def setting(default, help: str, **cli):
-    """A configuration field that is also a ``train`` flag: ``help`` (``{kinds:ATTR}`` names the
-    families with that attribute set) and, in ``cli``, ``flag`` (default ``--NAME``, or
-    ``--no-NAME`` for a setting that is on by default; a tuple adds aliases), ``metavar``,
-    ``choices`` and ``group`` (its section of ``--help``; default: the dataclass's).  The CLI
-    builds its flags from these (``img2img.cli``): a setting is declared once."""
+    """A configuration field that is also a ``train`` flag: ``help`` and, in ``cli``, ``flag``
+    (default ``--NAME``, or ``--no-NAME`` for a setting that is on by default; a tuple adds
+    aliases), ``metavar``, ``choices``, ``group`` (its section of ``--help``; default: the
+    dataclass's) and, for a family's setting (:class:`FamilySettings`), ``section`` (the
+    config.json section it is stored in).  The CLI builds its flags from these (``img2img.cli``;
+    a family setting's help is prefixed with the families that have it): a setting is declared once."""
     return field(default=default, metadata={"help": help, **cli})
 
 
@@ -186,29 +185,20 @@ class ModelConfig:
                                flag=('--n-layers-d', '--d-layers'), metavar='N')
     dropout: float = setting(0.5, "dropout in the 3 innermost decoder levels", metavar='P')
     image_size: int = 256      # the size the model was trained at
-    z_dim: int = setting(100, "dcgan/mlp: noise dimensions", metavar='N')
-    noise: str = setting("normal", "dcgan/mlp: noise distribution, N(0,1) or U(-1,1)", choices=NOISES)
-    mlp_hidden: int = setting(128, "mlp: hidden units of G and D", metavar='N')
-    mlp_out: str = setting("tanh", "mlp: G's output (sigmoid trains on pixels in [0, 1])", choices=MLP_OUTPUTS)
     netG: str = setting("unet", "image generator: unet (pix2pix), resnet9 / resnet6 (9 or 6 residual blocks; "
                                 "cyclegan: resnet9 at 256, resnet6 below)", choices=GENERATORS)
     netD: str = setting("patch", "image discriminator: patch (70x70 PatchGAN), nlayers (PatchGAN with "
                                  "--n-layers-d), pixel (1x1)", choices=DISCRIMINATORS)
     norm: str = setting("batch", "normalisation in G and D", choices=NORMS)
-    d_spectral_norm: bool = setting(False, "{kinds:spectral_norm_d}: spectral normalisation of D's layers, in "
-                                           "place of BatchNorm in D")
 
     def validate(self) -> None:
         """Checks that hold for every family (each family checks its own rules on top)."""
         _check_types(self)
         for name, high in (("input_nc", MAX_CHANNELS), ("output_nc", MAX_CHANNELS), ("ngf", MAX_WIDTH),
-                           ("ndf", MAX_WIDTH), ("depth", MAX_DEPTH), ("d_layers", MAX_D_LAYERS),
-                           ("z_dim", MAX_Z_DIM), ("mlp_hidden", MAX_MLP_HIDDEN)):
+                           ("ndf", MAX_WIDTH), ("depth", MAX_DEPTH), ("d_layers", MAX_D_LAYERS)):
             check_int(name.replace('_', '-'), getattr(self, name), 1, high)
         check_int("image size", self.image_size, 1, MAX_IMAGE_SIZE)
         check_number("dropout", self.dropout, 0.0, 1.0, high_open=True)
-        _choice("noise", self.noise, NOISES)
-        _choice("mlp-out", self.mlp_out, MLP_OUTPUTS)
         _choice("netG", self.netG, GENERATORS)
         _choice("netD", self.netD, DISCRIMINATORS)
         _choice("norm", self.norm, NORMS)
@@ -282,12 +272,6 @@ class TrainConfig:
     lr_d: float | None = setting(None, "discriminator learning rate (default: --lr)", metavar='LR')
     beta1: float = setting(0.5, "Adam beta1")
     beta2: float = 0.999
-    lambda_l1: float = setting(100.0, "pix2pix: weight of the L1 term", metavar='L')
-    lambda_cycle: float = setting(10.0, "cyclegan: weight of each cycle-consistency L1 term", metavar='L')
-    lambda_identity: float = setting(0.5, "cyclegan: identity loss weight, as a fraction of --lambda-cycle (0: "
-                                          "off)", metavar='F')
-    pool_size: int = setting(50, "cyclegan: generated images kept to show each discriminator (0: no history)",
-                                 metavar='N')
     objective: str = setting("nonsat", "GAN objective", choices=OBJECTIVES)
     gp_weight: float = 10.0         # WGAN-GP gradient penalty weight
     d_steps: int = setting(1, "discriminator updates per generator update", metavar='K')
@@ -349,7 +333,6 @@ class TrainConfig:
                              why=" (learning rates are positive)")
         check_number("beta1", self.beta1, 0.0, 1.0, high_open=True, why=" (Adam)")
         check_number("beta2", self.beta2, 0.0, 1.0, high_open=True, why=" (Adam)")
-        check_number("lambda-l1", self.lambda_l1, 0.0, math.inf, why=" (0: no L1 term)")
         check_number("gp-weight", self.gp_weight, 0.0, math.inf)
         check_int("d-steps", self.d_steps, 1, MAX_D_STEPS)
         check_number("ema-decay", self.ema_decay, 0.0, 1.0, high_open=True)
@@ -358,9 +341,6 @@ class TrainConfig:
         check_device_name(self.device)
         check_int("sample-every", self.sample_every, 0, MAX_STEPS, " (0: once per epoch)")
         check_int("save-every", self.save_every, 0, MAX_STEPS, " (0: once per epoch)")
-        check_number("lambda-cycle", self.lambda_cycle, 0.0, math.inf)
-        check_number("lambda-identity", self.lambda_identity, 0.0, math.inf, why=" (a fraction of lambda-cycle; 0: off)")
-        check_int("pool-size", self.pool_size, 0, MAX_POOL, " (0: no history pool)")
         check_int("g-ema-start", self.g_ema_start, 0, MAX_STEPS, " (steps before the weight EMA starts)")
         check_number("label-smoothing", self.label_smoothing, 0.0, 1.0, high_open=True, why=" (0: off)")
         if self.label_smoothing and self.objective not in ("nonsat", "minimax"):
@@ -369,54 +349,94 @@ class TrainConfig:
 
 
 @dataclass
+class FamilySettings:
+    """The settings of one model family alone (pix2pix's ``lambda_l1``, CycleGAN's ``pool_size``, the
+    noise of the GANs from noise, ...): a family's ``settings`` class subclasses this one and declares
+    its fields with :func:`setting`, with its checks in ``validate``.  ``section`` in a field's
+    metadata ("model" or "train", the default) is the config.json section it is stored in, so
+    config.json and checkpoints have one layout whichever family wrote them (and the files of earlier
+    versions, which kept every family's settings in those sections, load as they are)."""
+
+    def validate(self) -> None:
+        _check_types(self)
+
+
+def stored_section(f) -> str:
+    """The config.json section of family setting ``f`` (a dataclass field)."""
+    return f.metadata.get("section", "train")
+
+
+@dataclass
 class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    family: FamilySettings = field(default_factory=FamilySettings)    # the settings of model.kind's family
+
+    def sections(self):
+        """The four setting groups: model, data, train and the family's own."""
+        return (self.model, self.data, self.train, self.family)
+
+    def holder(self, name: str):
+        """The section (a dataclass instance) that holds setting ``name``; ConfigError if none does."""
+        for section in self.sections():
+            if name in {f.name for f in fields(section)}:
+                return section
+        raise ConfigError(f"unknown setting {name!r}")
+
+    def get(self, name: str):
+        """Setting ``name`` from whichever section holds it."""
+        return getattr(self.holder(name), name)
 
     def check_types(self) -> "RunConfig":
         """Every field has its declared type (before anything computes with the values)."""
-        for section in (self.model, self.data, self.train):
+        for section in self.sections():
             _check_types(section)
         return self
 
     def validate(self) -> "RunConfig":
-        """The checks every family shares; :func:`img2img.families.check` adds the family's own."""
+        """The checks every family shares and the family settings' own; :func:`img2img.families.check`
+        adds the family's rules that span sections."""
         self.model.validate()
         self.data.validate()
         self.train.validate()
+        self.family.validate()
         if self.train.val_every and not self.data.validation():
             raise ConfigError("--val-every needs validation data: --val DIR or --val-split F")
         return self
 
     # -- (de)serialisation --------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """{"model": ..., "data": ..., "train": ...}: the family's settings inside the sections their
+        fields name (:func:`stored_section`)."""
+        d = {"model": asdict(self.model), "data": asdict(self.data), "train": asdict(self.train)}
+        for f in fields(self.family):
+            d[stored_section(f)][f.name] = getattr(self.family, f.name)
+        return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
-        """From :meth:`to_dict`'s form; unknown keys are ignored (a newer img2img's), missing ones take
-        the defaults.  ConfigError if ``d`` or a section is not a dictionary (values are checked by
+    def from_dict(cls, d: dict[str, Any], settings: type[FamilySettings] = FamilySettings) -> "RunConfig":
+        """From :meth:`to_dict`'s form, with the family settings of class ``settings`` (the family's
+        of ``d``'s kind: :func:`img2img.families.config_from_dict` picks it).  Unknown keys are ignored
+        (a newer img2img's, or another family's settings as earlier versions stored them), missing ones
+        take the defaults.  ConfigError if ``d`` or a section is not a dictionary (values are checked by
         :meth:`validate`)."""
         if not isinstance(d, dict):
             raise ConfigError(f"expected an object with model, data and train sections, got {type(d).__name__}")
+        for name in ("model", "data", "train"):
+            if d.get(name) is not None and not isinstance(d[name], dict):
+                raise ConfigError(f"its {name} section must be an object, got {type(d[name]).__name__}")
 
-        def build(klass, values):
-            if values is not None and not isinstance(values, dict):
-                raise ConfigError(f"its {klass.__name__[:-6].lower()} section must be an object, "
-                                  f"got {type(values).__name__}")
+        def build(klass, *names):
             known = {f.name for f in fields(klass)}
-            return klass(**{k: v for k, v in (values or {}).items() if k in known})
-        return cls(model=build(ModelConfig, d.get("model")),
-                   data=build(DataConfig, d.get("data")),
-                   train=build(TrainConfig, d.get("train")))
+            values = {k: v for name in names for k, v in (d.get(name) or {}).items()}
+            return klass(**{k: v for k, v in values.items() if k in known})
+        return cls(model=build(ModelConfig, "model"), data=build(DataConfig, "data"),
+                   train=build(TrainConfig, "train"),
+                   family=build(settings, *sorted({stored_section(f) for f in fields(settings)})))
 
     def save(self, path: str | Path) -> None:
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, path: str | Path) -> "RunConfig":
-        return cls.from_dict(json.loads(Path(path).read_text()))
 
 
 _SECTIONS = (("model", ModelConfig), ("data", DataConfig), ("train", TrainConfig))

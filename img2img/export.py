@@ -177,7 +177,7 @@ def export_onnx(model: str | Path, out: str | Path, *, opset: int = DEFAULT_OPSE
             **({"any_size": f"padded (edge pixels repeated) to a multiple of {module.multiple} inside the graph "
                             "and cropped back"} if isinstance(module, PadToMultiple) else {}),
             "io": (f"{in_name}: (N, 3, H, W) float32 RGB in [0, 1]{any_hw} -> {out_name}: (N, 3, H, W) RGB in [0, 1]"
-                   if image_input else f"{in_name}: (N, {cfg.model.z_dim}) float32 {cfg.model.noise} noise -> "
+                   if image_input else f"{in_name}: (N, {cfg.family.z_dim}) float32 {cfg.family.noise} noise -> "
                                        f"{out_name}: (N, 3, S, S) RGB in [0, 1]"),
             "inference": fam.inference_note,
         }

@@ -95,7 +95,7 @@ class Sampler:
         check_seed(seed_b, "seed-b")
         za, zb = self.noise(1, seed_a)[0], self.noise(1, seed_b)[0]
         ts = torch.linspace(0, 1, steps)
-        if self.cfg.model.noise == "normal":
+        if self.cfg.family.noise == "normal":
             z = torch.stack([slerp(za, zb, float(t)) for t in ts])
         else:
             z = torch.stack([(1 - t) * za + t * zb for t in ts])

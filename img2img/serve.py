@@ -326,7 +326,7 @@ def _sampling_page(gr, app, title: str, sampler) -> None:
     m = cfg.model
     lock = threading.Lock()
     gr.Markdown(f"# img2img: {html.escape(title)}\n{html.escape(m.kind)} generator, "
-                f"{m.image_size}x{m.image_size} px, {m.output_nc} channel(s), z: {m.z_dim}-d {m.noise} noise; "
+                f"{m.image_size}x{m.image_size} px, {m.output_nc} channel(s), z: {cfg.family.z_dim}-d {cfg.family.noise} noise; "
                 f"device {sampler.device}")
     with gr.Row(equal_height=False):
         with gr.Column():

@@ -118,7 +118,7 @@ def test_cli_flags_reach_the_config_and_train(idx_file, tmp_path):
 def test_bad_lever_settings_are_config_errors(idx_file):
     with pytest.raises(ConfigError, match="label-smoothing is for"):
         families.check(make_config(images=str(idx_file), kind="dcgan", objective="hinge", label_smoothing=0.1))
-    with pytest.raises(ConfigError, match="d-spectral-norm is for the dcgan discriminator, not mlp's"):
+    with pytest.raises(ConfigError, match="--d-spectral-norm is a setting of dcgan, not of mlp"):
         families.check(make_config(images=str(idx_file), kind="mlp", d_spectral_norm=True))
     with pytest.raises(ConfigError, match="instance-noise"):
         families.check(make_config(images=str(idx_file), kind="dcgan", instance_noise=-1))

@@ -134,7 +134,7 @@ def test_noise_models_export_noise_in_image_out(tmp_path, kind, settings):
     res = export_onnx(ckpt, tmp_path / f"{kind}.onnx", exporter="torchscript")
     assert res.max_abs_diff <= 1e-4
     G, cfg = load_generator(ckpt)
-    z = torch.randn(5, cfg.model.z_dim, generator=torch.Generator().manual_seed(0))
+    z = torch.randn(5, cfg.family.z_dim, generator=torch.Generator().manual_seed(0))
     got = _run(tmp_path / f"{kind}.onnx", z)
     s = settings["image_size"]
     assert got.shape == (5, 3, s, s) and got.min() >= 0 and got.max() <= 1

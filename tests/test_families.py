@@ -84,8 +84,8 @@ def test_make_config_takes_each_familys_own_defaults():
     dc = families.make_config(images="x")
     assert dc.model.kind == "dcgan" and dc.train.batch_size == families.get("dcgan").defaults["batch_size"]
     mlp = families.make_config(images="x", kind="mlp")
-    assert (mlp.model.noise, mlp.model.image_size) == ("uniform", 28)
-    assert families.make_config(images="x", kind="mlp", noise="normal").model.noise == "normal"   # given wins
+    assert (mlp.family.noise, mlp.model.image_size) == ("uniform", 28)
+    assert families.make_config(images="x", kind="mlp", noise="normal").family.noise == "normal"   # given wins
     p = families.make_config(pairs="x", crop_size=128)
     assert (p.model.image_size, p.model.depth) == (128, 7)
 
@@ -109,7 +109,8 @@ def test_every_family_trains_one_step_through_the_generic_interface(kind, tmp_pa
         img.mkdir()
         for i in range(4):
             Image.new("RGB", (40, 40), (60 * i, 20, 200)).save(img / f"{i}.png")
-        cfg = families.make_config(images=str(img), kind=kind, ngf=4, ndf=4, image_size=32, mlp_hidden=8)
+        cfg = families.make_config(images=str(img), kind=kind, ngf=4, ndf=4, image_size=32,
+                                   **({"mlp_hidden": 8} if kind == "mlp" else {}))
     families.check(cfg)
     fam = families.get(kind)
     model = fam(cfg)
@@ -265,6 +266,72 @@ def test_a_checkpoint_from_before_the_families_resumes_and_translates(tmp_path):
     assert load_checkpoint(run / "latest.pt")["state"]["step"] == 3
     out = Translator.load(run, device="cpu")(torch.rand(3, 40, 24))
     assert out.shape == (3, 40, 24)
+
+
+# every family setting as the layout before per-family settings stored it: all of them, in every config
+OLD_LAYOUT_EXTRAS = {"model": {"z_dim": 100, "noise": "normal", "mlp_hidden": 128, "mlp_out": "tanh",
+                               "d_spectral_norm": False},
+                     "train": {"lambda_l1": 100.0, "lambda_cycle": 10.0, "lambda_identity": 0.5, "pool_size": 50}}
+
+
+def test_each_family_owns_its_settings_and_the_others_refuse_them():
+    p2p = families.make_config(pairs="x", lambda_l1=7.0)
+    assert p2p.family.lambda_l1 == 7.0 and not hasattr(p2p.family, "pool_size")
+    assert not hasattr(p2p.train, "lambda_l1") and not hasattr(p2p.model, "z_dim")
+    assert families.make_config(unpaired="x", pool_size=3).family.pool_size == 3
+    assert families.make_config(images="x", kind="mlp", z_dim=7).family.z_dim == 7     # dcgan and mlp share it
+    with pytest.raises(ConfigError, match="--pool-size is a setting of cyclegan, not of pix2pix"):
+        families.make_config(pairs="x", pool_size=3)
+    with pytest.raises(ConfigError, match="--z-dim is a setting of dcgan and mlp, not of cyclegan"):
+        families.make_config(unpaired="x", z_dim=3)
+    with pytest.raises(ConfigError, match="unknown setting 'no_such'"):
+        families.make_config(pairs="x", no_such=3)
+    with pytest.raises(ConfigError, match="lambda-l1 must be"):      # the family's own range checks
+        families.check(families.make_config(pairs="x", lambda_l1=-1.0), data=False)
+    with pytest.raises(ConfigError, match="pool-size must be"):
+        families.check(families.make_config(unpaired="x", pool_size=10 ** 6), data=False)
+
+
+def test_family_settings_are_stored_in_the_sections_they_always_were(tmp_path):
+    """config.json and checkpoints keep one layout: a family's settings sit in the model or train
+    section, as before; a config of the old layout (every family's settings in every file) loads with
+    its own family's values and drops the others'."""
+    d = families.make_config(unpaired="x", lambda_cycle=3.0).to_dict()
+    assert set(d) == {"model", "data", "train"} and d["train"]["lambda_cycle"] == 3.0
+    assert "lambda_l1" not in d["train"] and "z_dim" not in d["model"]
+    assert families.make_config(images="x", z_dim=9).to_dict()["model"]["z_dim"] == 9
+    for kind, source in (("pix2pix", "pairs"), ("cyclegan", "unpaired"), ("dcgan", "images"), ("mlp", "images")):
+        new = families.make_config(**{source: "x"}, kind=kind)
+        old = new.to_dict()
+        for section, extras in OLD_LAYOUT_EXTRAS.items():
+            old[section] = {**extras, **old[section]}
+        back = families.config_from_dict(old)
+        assert back == new and back.to_dict() == new.to_dict(), kind
+
+
+def test_a_checkpoint_of_the_old_config_layout_translates_exports_and_resumes(tmp_path):
+    """Before per-family settings, every config held every family's settings (pix2pix's z_dim...)."""
+    from conftest import write_ab
+
+    from img2img import Translator, export_onnx, train
+    from img2img.checkpoint import load_checkpoint, save_checkpoint
+    pairs = write_ab(tmp_path / "p", n=2)
+    run = train(pairs=str(pairs), out=str(tmp_path / "run"), load_size=36, crop_size=32, ngf=4, ndf=4,
+                max_steps=2, progress=False, lambda_l1=50.0)
+    for name in ("latest.pt", "model.pt"):
+        ckpt = load_checkpoint(run / name)
+        for section, extras in OLD_LAYOUT_EXTRAS.items():
+            ckpt["config"][section] = {**extras, **ckpt["config"][section]}
+        ckpt["config"]["train"]["lambda_l1"] = 50.0
+        save_checkpoint(run / name, ckpt["config"], ckpt["state"])
+    (run / "config.json").unlink()
+    out = Translator.load(run / "model.pt", device="cpu")(torch.rand(3, 32, 32))
+    assert out.shape == (3, 32, 32)
+    export_onnx(run / "model.pt", tmp_path / "g.onnx")
+    assert train(out=str(run), resume=True, max_steps=3, progress=False) == run
+    stored = load_checkpoint(run / "latest.pt")
+    assert stored["state"]["step"] == 3 and stored["config"]["train"]["lambda_l1"] == 50.0
+    assert "z_dim" not in stored["config"]["model"]
 
 
 def test_api_functions_survive_importing_their_modules():

@@ -220,7 +220,7 @@ def test_unconditional_defaults_leave_pix2pix_alone(idx_file, image_dir):
     c = make_config(images=str(idx_file), ngf=64, g_ema=0.0)                  # explicit settings win
     assert (c.model.ngf, c.model.ndf, c.train.g_ema) == (64, 32, 0.0)
     c = make_config(images=str(image_dir), kind="mlp")
-    assert (c.model.output_nc, c.model.image_size, c.model.noise, c.train.batch_size) == (3, 28, "uniform", 64)
+    assert (c.model.output_nc, c.model.image_size, c.family.noise, c.train.batch_size) == (3, 28, "uniform", 64)
     assert (c.model.ngf, c.train.g_ema) == (64, 0.0)
     p = make_config(pairs="x")
     assert (p.model.kind, p.train.batch_size, p.train.epochs, p.train.epochs_decay, p.model.image_size) == \

@@ -461,7 +461,7 @@ def test_option_values_out_of_range(command, extra, words, tmp_path, capsys, p2p
 def test_the_python_api_and_stored_configs_share_the_checks(tmp_path):
     from img2img import train
     from img2img.config import ConfigError, RunConfig
-    from img2img.families import check
+    from img2img.families import check, config_from_dict
     for bad in (dict(lr=float("nan")), dict(crop_size="32"), dict(lambda_l1=-1.0), dict(seed=2 ** 64),
                 dict(device="meta"), dict(ngf=True)):
         with pytest.raises(ConfigError):
@@ -470,7 +470,7 @@ def test_the_python_api_and_stored_configs_share_the_checks(tmp_path):
     with pytest.raises(ConfigError, match="section must be an object"):
         RunConfig.from_dict({"train": "fast"})
     with pytest.raises(ConfigError, match="G parameters"):    # within every range, but too big altogether
-        check(RunConfig.from_dict({"model": {"ngf": 1024, "ndf": 1024, "image_size": 256}}), data=False)
+        check(config_from_dict({"model": {"ngf": 1024, "ndf": 1024, "image_size": 256}}), data=False)
 
 
 def test_export_at_a_low_opset_writes_that_opset_without_a_traceback(tmp_path, capsys, p2p):

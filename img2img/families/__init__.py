@@ -15,11 +15,12 @@ a :class:`~img2img.families.base.Family` subclass and add one line to
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import DATA_SOURCES, MAX_PARAMETERS, ConfigError, RunConfig, field_section
+from ..config import DATA_SOURCES, MAX_PARAMETERS, ConfigError, RunConfig
 
 if TYPE_CHECKING:
     from .base import Family
@@ -59,33 +60,57 @@ def for_data(source: str) -> type[Family]:
 def make_config(base: RunConfig | None = None, **settings: Any) -> RunConfig:
     """A RunConfig from flat settings (``pairs=..., epochs=..., ngf=...``).
 
-    Field names are unique across the three sections of the config, so every
-    keyword goes to exactly one of them.  Without ``base``, the family is
-    ``kind`` or, when not given, the one its data setting picks (``images=``
-    alone means dcgan); its ``defaults`` replace the dataclasses' defaults and its
-    ``configure`` fills in derived settings (e.g. pix2pix's image size and
-    U-Net depth from the crop size), each only where not given.  With ``base``
-    (a stored config, on resume) only ``settings`` change.
+    Field names are unique across the sections of the config (model, data,
+    train and the family's own settings), so every keyword goes to exactly one
+    of them; a setting of another family is a ConfigError.  Without ``base``,
+    the family is ``kind`` or, when not given, the one its data setting picks
+    (``images=`` alone means dcgan); its ``defaults`` replace the dataclasses'
+    defaults and its ``configure`` fills in derived settings (e.g. pix2pix's
+    image size and U-Net depth from the crop size), each only where not given.
+    With ``base`` (a stored config, on resume) only ``settings`` change.
     """
     settings = canonical_settings(settings)
-    cfg = RunConfig.from_dict(base.to_dict()) if base is not None else RunConfig()
-    fam = None
-    if base is None:
+    if base is not None:
+        fam = None
+        cfg = RunConfig.from_dict(base.to_dict(), type(base.family))
+    else:
         kind = settings.get("kind")
         if kind is None:
             sources = [s for s in DATA_SOURCES if settings.get(s) is not None]
             fam = for_data(sources[0]) if len(sources) == 1 else get(names()[0])
         else:
             fam = get(kind)
+        cfg = RunConfig(family=fam.settings())
         for name, value in {"kind": fam.name, **fam.defaults}.items():
             if name not in settings:
-                setattr(getattr(cfg, field_section(name)), name, value)
+                setattr(cfg.holder(name), name, value)
     for name, value in settings.items():
-        setattr(getattr(cfg, field_section(name)), name, value)
+        setattr(holder(cfg, name), name, value)
     cfg.check_types()                      # (configure computes with the values)
     if fam is not None:
         fam.configure(cfg, set(settings))
     return cfg
+
+
+def holder(cfg: RunConfig, name: str):
+    """The section of ``cfg`` that holds setting ``name``; ConfigError (one line) for a setting of
+    another model family (``--pool-size is a setting of cyclegan, not of pix2pix``) or of none."""
+    try:
+        return cfg.holder(name)
+    except ConfigError:
+        owners = [k for k in FAMILIES if name in {f.name for f in dataclasses.fields(get(k).settings)}]
+        if not owners:
+            raise
+        raise ConfigError(f"--{name.replace('_', '-')} is a setting of {' and '.join(owners)}, "
+                          f"not of {cfg.model.kind}") from None
+
+
+def config_from_dict(d: Any) -> RunConfig:
+    """:meth:`RunConfig.from_dict` with the settings class of the family ``d`` names (its
+    ``model.kind``; pix2pix when it names none); ConfigError for an unknown kind."""
+    kind = d.get("model", {}).get("kind", names()[0]) if isinstance(d, dict) and \
+        isinstance(d.get("model"), dict) else names()[0]
+    return RunConfig.from_dict(d, get(kind).settings)
 
 
 # the command line's spellings that differ from the config's field names: train(model="dcgan", size=32)
@@ -115,6 +140,9 @@ def check(cfg: RunConfig, data: bool = True) -> RunConfig:
     if not isinstance(cfg, RunConfig):
         raise ConfigError(f"expected a RunConfig, got {type(cfg).__name__}")
     fam = get(cfg.model.kind)
+    if type(cfg.family) is not fam.settings:
+        raise ConfigError(f"a {fam.name} config needs {fam.name}'s settings ({fam.settings.__name__}), not "
+                          f"{type(cfg.family).__name__}; make it with make_config or config_from_dict")
     try:
         cfg.validate()
     except ConfigError as e:                  # the model's image size has a family-specific flag
@@ -129,10 +157,6 @@ def check(cfg: RunConfig, data: bool = True) -> RunConfig:
         which = ", ".join(k for k in FAMILIES if get(k).validates)
         raise ConfigError(f"{fam.name} has no validation while training (it draws from noise: there is no target "
                           f"to compare with); --val and --val-split are for {which}")
-    if cfg.model.d_spectral_norm and not fam.spectral_norm_d:
-        offered = [k for k in FAMILIES if get(k).spectral_norm_d]
-        raise ConfigError(f"--d-spectral-norm is for the {' and '.join(offered) or 'no'} discriminator, "
-                          f"not {fam.name}'s")
     fam.check(cfg)
     G, D = meta_networks(cfg)
     n = sum(p.numel() for p in G.parameters()) + sum(p.numel() for p in D.parameters())
@@ -180,7 +204,7 @@ def stored_config(ckpt: dict[str, Any], path: str | Path, what: str = "checkpoin
     config as a dict); CheckpointError (one line) if it is malformed or out of range."""
     from ..checkpoint import CheckpointError
     try:
-        return check(RunConfig.from_dict(ckpt["config"]), data=False)
+        return check(config_from_dict(ckpt["config"]), data=False)
     except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as e:
         text = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: the configuration stored in this {what} is invalid ({text})") from None

@@ -22,8 +22,10 @@ A new family provides:
 * ``loss_names`` -- the logged losses the progress bar and the loss plot show, in order.
 * ``d_loss_scale`` -- factor on the discriminator's loss (pix2pix halves it).
 * ``size_flag`` -- the option that sets ``image_size``, for messages.
-* ``spectral_norm_d`` -- True if it offers ``--d-spectral-norm`` (spectral
-  normalisation of D's layers in place of D's BatchNorm); other families refuse it.
+* ``settings`` -- the dataclass of the family's own settings (a
+  :class:`~img2img.config.FamilySettings` subclass, e.g. pix2pix's ``lambda_l1``):
+  ``cfg.family`` is one; each field is also a ``train`` flag, which the other
+  families refuse.  Families may share one (DCGAN and the MLP GAN: the noise).
 * ``io_names`` -- (input, output) names of the exported ONNX graph;
   ``inference_note`` -- how it runs at inference (normalisation, dropout), for its metadata.
 * ``validates`` -- whether ``--val`` / ``--val-split`` apply (validation while training).
@@ -81,7 +83,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..config import RunConfig
+from ..config import FamilySettings, RunConfig
 from ..nets import init_weights
 
 Tensor = torch.Tensor
@@ -95,7 +97,7 @@ class Family:
     loss_names: ClassVar[tuple[str, ...]] = ()
     d_loss_scale: ClassVar[float] = 1.0
     size_flag: ClassVar[str] = "--size"
-    spectral_norm_d: ClassVar[bool] = False
+    settings: ClassVar[type[FamilySettings]] = FamilySettings
     io_names: ClassVar[tuple[str, str]] = ("image", "output")
     inference_note: ClassVar[str] = "dropout off"
     validates: ClassVar[bool] = False

@@ -25,15 +25,35 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import ConfigError, RunConfig
+import math
+from dataclasses import dataclass
+
+from ..config import MAX_POOL, ConfigError, FamilySettings, RunConfig, check_int, check_number, setting
 from .base import Tensor
 from .translation import Translation
 
 KEYS = {"AtoB": "A", "BtoA": "B"}          # direction -> the generator that translates it
 
 
+@dataclass
+class CycleGANSettings(FamilySettings):
+    lambda_cycle: float = setting(10.0, "weight of each cycle-consistency L1 term", metavar='L')
+    lambda_identity: float = setting(0.5, "identity loss weight, as a fraction of --lambda-cycle (0: off)",
+                                     metavar='F')
+    pool_size: int = setting(50, "generated images kept to show each discriminator (0: no history)",
+                             metavar='N')
+
+    def validate(self) -> None:
+        super().validate()
+        check_number("lambda-cycle", self.lambda_cycle, 0.0, math.inf)
+        check_number("lambda-identity", self.lambda_identity, 0.0, math.inf,
+                     why=" (a fraction of lambda-cycle; 0: off)")
+        check_int("pool-size", self.pool_size, 0, MAX_POOL, " (0: no history pool)")
+
+
 class CycleGAN(Translation):
     name = "cyclegan"
+    settings = CycleGANSettings
     data = "unpaired"
     loss_names = ("D_A", "D_B", "G_A", "G_B", "cycle", "idt", "D_real", "D_fake")
     d_loss_scale = 0.5
@@ -47,7 +67,7 @@ class CycleGAN(Translation):
     @classmethod
     def check(cls, cfg: RunConfig) -> None:
         super().check(cfg)
-        m, d, t = cfg.model, cfg.data, cfg.train
+        m, d, t = cfg.model, cfg.data, cfg.family
         if d.colorization:
             raise ConfigError("--colorization is for pix2pix (--pairs), not for unpaired training")
         if d.direction != "AtoB":
@@ -120,7 +140,7 @@ class CycleGAN(Translation):
 
     @classmethod
     def loss_axes(cls, cfg: RunConfig) -> dict[str, tuple[str, float | None, str]]:
-        t, scale = cfg.train, cls.network_scale(cfg)
+        t, scale = cfg.family, cls.network_scale(cfg)
         lam, idt = t.lambda_cycle, t.lambda_cycle * t.lambda_identity
         return {**super().loss_axes(cfg),
                 "D_A": ("D_A loss (G_A's fakes vs real B)", None, ""), "D_B": ("D_B loss (G_B's fakes vs real A)", None, ""),
@@ -153,7 +173,7 @@ class CycleGAN(Translation):
     # -- training -----------------------------------------------------------------------
     def __init__(self, cfg: RunConfig):
         super().__init__(cfg)
-        self.pools = {"A": ImagePool(cfg.train.pool_size), "B": ImagePool(cfg.train.pool_size)}
+        self.pools = {"A": ImagePool(cfg.family.pool_size), "B": ImagePool(cfg.family.pool_size)}
 
     def generate(self, batch: dict, G: nn.Module | None = None) -> dict[str, Tensor]:
         """fake_B = G_A(A), rec_A = G_B(fake_B), and the same from B; identity images while training."""
@@ -161,7 +181,7 @@ class CycleGAN(Translation):
         A, B = batch["A"], batch["B"]
         out = {"fake_B": G["A"](A), "fake_A": G["B"](B)}
         out["rec_A"], out["rec_B"] = G["B"](out["fake_B"]), G["A"](out["fake_A"])
-        if G.training and self.cfg.train.lambda_identity > 0:
+        if G.training and self.cfg.family.lambda_identity > 0:
             out["idt_B"], out["idt_A"] = G["A"](B), G["B"](A)
         return out
 
@@ -170,7 +190,7 @@ class CycleGAN(Translation):
                 ("D_B", self.D["B"], batch["A"], self.pools["B"].query(fakes["fake_A"]))]
 
     def g_terms(self, batch: dict, fakes: dict[str, Tensor]):
-        t, A, B = self.cfg.train, batch["A"], batch["B"]
+        t, A, B = self.cfg.family, batch["A"], batch["B"]
         extra = {"cycle": t.lambda_cycle * (F.l1_loss(fakes["rec_A"].float(), A) + F.l1_loss(fakes["rec_B"].float(), B))}
         if "idt_B" in fakes:
             extra["idt"] = t.lambda_cycle * t.lambda_identity * (F.l1_loss(fakes["idt_B"].float(), B)

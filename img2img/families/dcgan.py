@@ -7,14 +7,22 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from ..config import ConfigError, RunConfig
+from dataclasses import dataclass
+
+from ..config import ConfigError, RunConfig, setting
 from ..nets.dcgan import SIZES, DCGANDiscriminator, DCGANGenerator, spectral_normalize
-from .unconditional import Unconditional
+from .unconditional import NoiseSettings, Unconditional
+
+
+@dataclass
+class DCGANSettings(NoiseSettings):
+    d_spectral_norm: bool = setting(False, "spectral normalisation of D's layers, in place of BatchNorm in D",
+                                    section="model")
 
 
 class DCGAN(Unconditional):
     name = "dcgan"
-    spectral_norm_d = True
+    settings = DCGANSettings
     # narrower than the paper's 64 and with a weight EMA: measured on MNIST at 32x32 on 2 CPU cores,
     # 10 minutes of this beats 10 minutes of the paper's widths clearly (README, "Unconditional GANs")
     defaults = {**Unconditional.defaults, "image_size": 64, "ngf": 32, "ndf": 32, "batch_size": 32, "g_ema": 0.999}
@@ -29,16 +37,16 @@ class DCGAN(Unconditional):
     @classmethod
     def build_generator(cls, cfg: RunConfig) -> nn.Module:
         m = cfg.model
-        return DCGANGenerator(m.z_dim, m.output_nc, m.ngf, m.image_size)
+        return DCGANGenerator(cfg.family.z_dim, m.output_nc, m.ngf, m.image_size)
 
     @classmethod
     def build_discriminator(cls, cfg: RunConfig) -> nn.Module:
         m = cfg.model
-        return DCGANDiscriminator(m.output_nc, m.ndf, m.image_size, batchnorm=not m.d_spectral_norm)
+        return DCGANDiscriminator(m.output_nc, m.ndf, m.image_size, batchnorm=not cfg.family.d_spectral_norm)
 
     def __init__(self, cfg: RunConfig):
         """G and D initialised N(0, 0.02); with --d-spectral-norm, D's convolutions are then
         spectrally normalised (the parametrisation starts from the initialised weights)."""
         super().__init__(cfg)
-        if cfg.model.d_spectral_norm:
+        if cfg.family.d_spectral_norm:
             self.D = spectral_normalize(self.D)

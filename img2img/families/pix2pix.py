@@ -7,21 +7,34 @@ loss is halved, as in the paper.  Trains on ``--pairs``.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import ConfigError, RunConfig
+from dataclasses import dataclass
+
+from ..config import ConfigError, FamilySettings, RunConfig, check_number, setting
 from ..nets import init_weights
 from ..nets.init import init_upsampling_evenly
 from .base import Tensor
 from .translation import Translation
 
 
+@dataclass
+class Pix2PixSettings(FamilySettings):
+    lambda_l1: float = setting(100.0, "weight of the L1 term", metavar='L')
+
+    def validate(self) -> None:
+        super().validate()
+        check_number("lambda-l1", self.lambda_l1, 0.0, math.inf, why=" (0: no L1 term)")
+
+
 class Pix2Pix(Translation):
     name = "pix2pix"
+    settings = Pix2PixSettings
     data = "pairs"
     loss_names = ("D", "G_GAN", "G_L1", "D_real", "D_fake")
     d_loss_scale = 0.5
@@ -89,7 +102,7 @@ class Pix2Pix(Translation):
 
     @classmethod
     def loss_axes(cls, cfg: RunConfig) -> dict[str, tuple[str, float | None, str]]:
-        lam, scale = cfg.train.lambda_l1, cls.network_scale(cfg)
+        lam, scale = cfg.family.lambda_l1, cls.network_scale(cfg)
         return {**super().loss_axes(cfg), "D": ("D loss: ½·BCE(real, fake pairs)", None, ""),
                 "G_L1": (f"G_L1 = λ·L1(G(A), B), λ = {lam:g}", scale / lam if scale and lam else None,
                          "L1 on eval's [0, 1] RGB scale")}
@@ -125,7 +138,7 @@ class Pix2Pix(Translation):
         return [("D", self.D, torch.cat([A, batch["B"]], 1), torch.cat([A, fake], 1))]
 
     def g_terms(self, batch: dict, fake: Tensor):
-        lam = self.cfg.train.lambda_l1
+        lam = self.cfg.family.lambda_l1
         extra = {"G_L1": lam * F.l1_loss(fake.float(), batch["B"])} if lam > 0 else {}
         return [("G_GAN", self.D, torch.cat([batch["A"], fake], 1))], extra
 

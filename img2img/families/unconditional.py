@@ -13,14 +13,33 @@ import torch
 import torch.nn as nn
 
 from .. import color as colorlib
-from ..config import ConfigError, RunConfig
+from dataclasses import dataclass
+
+from ..config import MAX_Z_DIM, ConfigError, FamilySettings, RunConfig, check_int, setting
 from .base import Family, Tensor
 from .wrappers import NoiseGenerator
+
+
+NOISES = ("normal", "uniform")
+
+
+@dataclass
+class NoiseSettings(FamilySettings):
+    """What the GANs from noise share: the noise they draw."""
+    z_dim: int = setting(100, "noise dimensions", metavar='N', section="model")
+    noise: str = setting("normal", "noise distribution, N(0,1) or U(-1,1)", choices=NOISES, section="model")
+
+    def validate(self) -> None:
+        super().validate()
+        check_int("z-dim", self.z_dim, 1, MAX_Z_DIM)
+        if self.noise not in NOISES:
+            raise ConfigError(f"noise must be one of {', '.join(NOISES)}, got {self.noise!r}")
 
 
 class Unconditional(Family):
     data = "images"
     conditional = False
+    settings = NoiseSettings
     loss_names = ("D", "G_GAN", "D_real", "D_fake")
     io_names = ("z", "image")
     inference_note = "BatchNorm stored statistics, dropout off"
@@ -66,7 +85,7 @@ class Unconditional(Family):
     @classmethod
     def example_inputs(cls, cfg: RunConfig, seed: int = 0) -> list[Tensor]:
         g = torch.Generator().manual_seed(seed)
-        return [torch.randn(4, cfg.model.z_dim, generator=g), torch.randn(1, cfg.model.z_dim, generator=g)]
+        return [torch.randn(4, cfg.family.z_dim, generator=g), torch.randn(1, cfg.family.z_dim, generator=g)]
 
     @classmethod
     def size_multiple(cls, cfg: RunConfig) -> int:
@@ -110,8 +129,8 @@ class Unconditional(Family):
 
 def sample_noise(cfg: RunConfig, n: int, device, generator: torch.Generator | None = None) -> Tensor:
     """z for an unconditional generator: N(0, 1) or U(-1, 1), shape (n, z_dim)."""
-    shape = (n, cfg.model.z_dim)
-    if cfg.model.noise == "uniform":
+    shape = (n, cfg.family.z_dim)
+    if cfg.family.noise == "uniform":
         return torch.rand(shape, generator=generator, device=device) * 2 - 1
     return torch.randn(shape, generator=generator, device=device)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .. import families
 from ..checkpoint import CheckpointError, load_checkpoint
-from ..config import DATA_SOURCES, RESUMABLE, ConfigError, RunConfig, field_section, spelled
+from ..config import DATA_SOURCES, RESUMABLE, ConfigError, RunConfig, spelled
 from ..files import FolderBusy, folder_lock, printable, within
 from . import distributed
 from .trainer import Trainer
@@ -83,7 +83,7 @@ def _resumed(out: Path, settings: dict, dataset) -> "Trainer":
         if problem:
             raise CheckpointError(f"{path}: its training state does not fit the stored configuration ({problem})")
     fixed = sorted(k for k, v in settings.items() if k not in RESUMABLE and k != "out"
-                   and getattr(getattr(base, field_section(k)), k) != v)
+                   and getattr(families.holder(base, k), k) != v)
     if fixed:
         raise ConfigError(f"--resume continues {out} with the settings stored in its checkpoint; "
                           f"these cannot change: {', '.join('--' + k.replace('_', '-') for k in fixed)}")
