@@ -73,6 +73,26 @@ def cyclegan_colour_swap(root: Path, seed: int = 0, lr: float = 1e-3, steps: int
     return figures
 
 
+CUT_STEPS = 150
+
+
+def cut_colour_swap(root: Path, seed: int = 0, lr: float = 1e-3, steps: int = CUT_STEPS, kind: str = "cut") -> dict:
+    """CUT (or FastCUT) with a ResNet-6 G (ngf = ndf = 8) on the data of :func:`cyclegan_colour_swap`
+    (16 red and 16 blue shapes at 32x32); scored on the same 6 new red shapes (A -> B)."""
+    from img2img import Translator, train
+
+    root = Path(root)
+    shapes(root / "data" / "A", RED, 16, 0)
+    shapes(root / "data" / "B", BLUE, 16, 1)
+    masks = shapes(root / "test", RED, 6, 2)
+    files = [root / "test" / f"{RED[0]}_{i}.png" for i in range(6)]
+    run = train(unpaired=str(root / "data"), model=kind, out=str(root / "run"), load_size=32, crop_size=32,
+                ngf=8, ndf=8, lr=lr, g_ema=0, max_steps=steps, seed=seed, progress=False)
+    figures = _colours(Translator.load(run, device="cpu"), files, masks)
+    figures["run"] = str(run)
+    return figures
+
+
 def pix2pix_tiny(root: Path, seed: int = 1, lr: float = 2e-4) -> dict:
     """The tiny pix2pix of tests/test_train.py (8 pairs at 32x32, 25 epochs, 5 of them decaying):
     the ratio of the last 10 steps' mean G_L1 to the first 10 steps'."""

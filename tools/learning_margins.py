@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 from machine import KERNELS, cpu_model  # noqa: E402
 
-CASES = ("cyclegan", "pix2pix")
+CASES = ("cyclegan", "pix2pix", "cut", "fastcut")
 
 CHILD = """
 import json, sys, torch
@@ -33,7 +33,8 @@ sys.path.insert(0, {tests!r})
 import learning_cases as lc
 kw = json.loads(sys.argv[1])
 case = kw.pop("case")
-fn = {{"cyclegan": lc.cyclegan_colour_swap, "pix2pix": lc.pix2pix_tiny}}[case]
+fn = {{"cyclegan": lc.cyclegan_colour_swap, "pix2pix": lc.pix2pix_tiny, "cut": lc.cut_colour_swap,
+      "fastcut": lambda **kw: lc.cut_colour_swap(kind="fastcut", **kw)}}[case]
 out = fn(**kw)
 out.pop("run", None)
 out["capability"] = torch.backends.cpu.get_cpu_capability()

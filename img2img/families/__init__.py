@@ -32,6 +32,8 @@ FAMILIES: dict[str, str] = {
     "dcgan": "dcgan:DCGAN",
     "mlp": "mlp:MLPGAN",
     "cyclegan": "cyclegan:CycleGAN",
+    "cut": "cut:CUT",
+    "fastcut": "cut:FastCUT",
 }
 
 

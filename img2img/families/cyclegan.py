@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from ..config import MAX_POOL, ConfigError, FamilySettings, RunConfig, check_int, check_number, setting
 from .base import Tensor
-from .translation import Translation
+from .translation import UnpairedTranslation
 
 KEYS = {"AtoB": "A", "BtoA": "B"}          # direction -> the generator that translates it
 
@@ -51,19 +51,14 @@ class CycleGANSettings(FamilySettings):
         check_int("pool-size", self.pool_size, 0, MAX_POOL, " (0: no history pool)")
 
 
-class CycleGAN(Translation):
+class CycleGAN(UnpairedTranslation):
     name = "cyclegan"
     settings = CycleGANSettings
-    data = "unpaired"
     loss_names = ("D_A", "D_B", "G_A", "G_B", "cycle", "idt", "D_real", "D_fake")
     d_loss_scale = 0.5
     defaults = {"objective": "lsgan", "norm": "instance", "dropout": 0.0}
 
     # -- configuration and networks ---------------------------------------------------
-    @classmethod
-    def default_netG(cls, cfg: RunConfig) -> str:
-        return "resnet9" if cfg.model.image_size >= 256 else "resnet6"
-
     @classmethod
     def check(cls, cfg: RunConfig) -> None:
         super().check(cfg)
@@ -89,15 +84,6 @@ class CycleGAN(Translation):
     def build_discriminator(cls, cfg: RunConfig) -> nn.Module:
         m = cfg.model
         return nn.ModuleDict({"A": cls.discriminator(cfg, m.output_nc), "B": cls.discriminator(cfg, m.input_nc)})
-
-    @classmethod
-    def dataset(cls, cfg: RunConfig, train: bool = True):
-        from ..data.unpaired import UnpairedDataset
-        d, m = cfg.data, cfg.model
-        return UnpairedDataset(d.unpaired, input_nc=m.input_nc, output_nc=m.output_nc, load_size=d.load_size,
-                               crop_size=d.crop_size, resize=d.resize, crop=d.crop, flip=d.flip, color=d.color,
-                               skip_bad=d.skip_bad, cache=d.cache, divisor=cls.size_multiple(cfg),
-                               seed=cfg.train.seed, train=train, **cls.holdout(cfg))
 
     @classmethod
     def validation_sets(cls, cfg: RunConfig) -> list:
@@ -156,12 +142,8 @@ class CycleGAN(Translation):
 
     @classmethod
     def input_images(cls, cfg: RunConfig, root, direction: str):
-        """The images of the domain ``direction`` translates from (A/ for AtoB, B/ for BtoA) under
-        ``root``, RGB (bad files skipped)."""
-        from ..data.unpaired import UnpairedDataset
-        side = "AB".index(KEYS[direction])
-        ds = UnpairedDataset(root, input_nc=3, output_nc=3, cache=False, train=False, skip_bad=True)
-        return len(ds.files[side]), lambda i: ds.raw(side, i)
+        """The images of the domain ``direction`` translates from (A/ for AtoB, B/ for BtoA) under ``root``."""
+        return cls.domain_images(root, "AB".index(KEYS[direction]))
 
     @classmethod
     def select(cls, G: nn.Module, cfg: RunConfig, direction: str | None) -> tuple[nn.Module, int]:

@@ -1,7 +1,8 @@
-"""What the image-to-image families share (pix2pix, CycleGAN): image sizes, the choice of
+"""What the image-to-image families share (pix2pix, CycleGAN, CUT): image sizes, the choice of
 generator (``--netG unet|resnet9|resnet6``), discriminator (``--netD patch|nlayers|pixel``)
 and normalisation (``--norm batch|instance|none``), and the RGB-in / RGB-out function that
-``translate`` runs and ``export`` writes.
+``translate`` runs and ``export`` writes; :class:`UnpairedTranslation`, what the families
+trained on ``--unpaired`` share (CycleGAN, CUT): the data set and ResNet generators by default.
 """
 from __future__ import annotations
 
@@ -151,6 +152,31 @@ class Translation(Family):
         s, k = cfg.model.image_size, cls.size_multiple(cfg)
         return [torch.rand(2, 3, s, s, generator=g), torch.rand(1, 3, k * max(1, s // k // 2), s + k, generator=g),
                 torch.rand(1, 3, s + 7, max(1, s - 9), generator=g)]
+
+
+class UnpairedTranslation(Translation):
+    data = "unpaired"
+
+    @classmethod
+    def default_netG(cls, cfg: RunConfig) -> str:
+        return "resnet9" if cfg.model.image_size >= 256 else "resnet6"
+
+    @classmethod
+    def dataset(cls, cfg: RunConfig, train: bool = True):
+        from ..data.unpaired import UnpairedDataset
+        d, m = cfg.data, cfg.model
+        return UnpairedDataset(d.unpaired, input_nc=m.input_nc, output_nc=m.output_nc, load_size=d.load_size,
+                               crop_size=d.crop_size, resize=d.resize, crop=d.crop, flip=d.flip, color=d.color,
+                               skip_bad=d.skip_bad, cache=d.cache, divisor=cls.size_multiple(cfg),
+                               seed=cfg.train.seed, train=train, **cls.holdout(cfg))
+
+    @classmethod
+    def domain_images(cls, root, side: int):
+        """The images of domain ``side`` (0: A/, 1: B/) under ``root`` as ``input_images`` gives them:
+        (how many, i -> uint8 RGB), bad files skipped."""
+        from ..data.unpaired import UnpairedDataset
+        ds = UnpairedDataset(root, input_nc=3, output_nc=3, cache=False, train=False, skip_bad=True)
+        return len(ds.files[side]), lambda i: ds.raw(side, i)
 
 
 def halvings(n: int) -> int:

@@ -65,3 +65,32 @@ class ResnetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+def encoder_taps(G: ResnetGenerator) -> list[tuple[int, int]]:
+    """Where CUT's PatchNCE reads G's encoder (Park et al., 2020, appendix): the input pixels, the
+    outputs of the two down-sampling stages (d128, d256: after their ReLU), of the first residual
+    block and of the fifth (the last, if G has fewer).  A list of (index into ``G.net`` after which
+    to read, -1 for the input itself; channels there)."""
+    layers, taps, blocks = list(G.net), [(-1, G.net[1].in_channels)], []
+    for i, layer in enumerate(layers):
+        if isinstance(layer, nn.Conv2d) and layer.stride == (2, 2):
+            relu = next(j for j in range(i + 1, len(layers)) if isinstance(layers[j], nn.ReLU))
+            taps.append((relu, layer.out_channels))
+        elif isinstance(layer, ResidualBlock):
+            blocks.append(i)
+    channels = taps[-1][1]
+    taps += [(blocks[0], channels), (blocks[min(4, len(blocks) - 1)], channels)]
+    return taps
+
+
+def encode(G: ResnetGenerator, x: torch.Tensor, taps: list[tuple[int, int]]) -> list[torch.Tensor]:
+    """The features of ``x`` at ``taps`` (:func:`encoder_taps`): G's layers are run only as far as
+    the last tap."""
+    wanted = [i for i, _ in taps]
+    feats = [x] if -1 in wanted else []
+    for i, layer in enumerate(G.net[:max(wanted) + 1]):
+        x = layer(x)
+        if i in wanted:
+            feats.append(x)
+    return feats
