@@ -168,8 +168,11 @@ def test_unpaired_validation_is_refused_in_one_line(data, tmp_path, capsys):
 
 
 def test_a_tiny_cut_learns_to_swap_red_for_blue_and_keeps_the_shape(tmp_path):
-    """MARGINS (tools/learning_margins.py cut): to be measured."""
+    """150 steps at lr 1e-3 (tests/learning_cases.py).  Margins measured by tools/learning_margins.py cut
+    (tools/results/learning_margins.jsonl), seeds 0-1 under the AVX-512 and the AVX2 kernels on an AMD
+    EPYC: IoU 0.32-0.57, white 0.91-0.98, blue 68-98; with lr 1e-9 (nothing learned): IoU 0.14,
+    white 0.00 (blue 66: the untrained G's tint, so blue alone tells nothing)."""
     got = cut_colour_swap(tmp_path / "swap", seed=0)
-    assert got["blue"] > 60, got
-    assert got["iou"] > 0.25, got
-    assert got["white"] > 0.9, got
+    assert got["iou"] > 0.22, got          # the shape turned blue where the red shape was ...
+    assert got["white"] > 0.6, got         # ... and the white background stayed white
+    assert got["blue"] > 30, got
