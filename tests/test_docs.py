@@ -38,7 +38,7 @@ DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
 FENCE = re.compile(r"^```([\w-]*)([^\n]*)\n(.*?)^```", re.S | re.M)
 EXPECTED = {"README.md", "training.md", "cyclegan.md", "unconditional.md", "using-models.md", "serve.md",
-            "data-tools.md", "reliability.md", "benchmarks.md", "python-api.md", "faq.md"}
+            "data-tools.md", "reliability.md", "benchmarks.md", "python-api.md", "faq.md", "cut.md"}
 
 # img2img for the bash blocks: this checkout's package, training shortened.
 PREAMBLE = f"""
