@@ -384,10 +384,6 @@ class RunConfig:
                 return section
         raise ConfigError(f"unknown setting {name!r}")
 
-    def get(self, name: str):
-        """Setting ``name`` from whichever section holds it."""
-        return getattr(self.holder(name), name)
-
     def check_types(self) -> "RunConfig":
         """Every field has its declared type (before anything computes with the values)."""
         for section in self.sections():

@@ -51,16 +51,21 @@ def _colours(tr, files: list[Path], masks: list[np.ndarray]) -> dict[str, float]
 CYCLEGAN_STEPS = 150
 
 
+def _swap_data(root: Path) -> tuple[list[Path], list[np.ndarray]]:
+    """16 red shapes in root/data/A, 16 blue in root/data/B; returns 6 new red test shapes (files, masks)."""
+    shapes(root / "data" / "A", RED, 16, 0)
+    shapes(root / "data" / "B", BLUE, 16, 1)
+    masks = shapes(root / "test", RED, 6, 2)
+    return [root / "test" / f"{RED[0]}_{i}.png" for i in range(6)], masks
+
+
 def cyclegan_colour_swap(root: Path, seed: int = 0, lr: float = 1e-3, steps: int = CYCLEGAN_STEPS) -> dict:
     """A ResNet-6 CycleGAN (ngf = ndf = 8) on 16 red and 16 blue shapes at 32x32; scored on 6 new red
     shapes (A -> B) and on blue training shapes turned back red (B -> A: ``red_back``)."""
     from img2img import Translator, train
 
     root = Path(root)
-    shapes(root / "data" / "A", RED, 16, 0)
-    shapes(root / "data" / "B", BLUE, 16, 1)
-    masks = shapes(root / "test", RED, 6, 2)
-    files = [root / "test" / f"{RED[0]}_{i}.png" for i in range(6)]
+    files, masks = _swap_data(root)
     run = train(unpaired=str(root / "data"), out=str(root / "run"), load_size=32, crop_size=32,
                 ngf=8, ndf=8, lr=lr, g_ema=0, max_steps=steps, seed=seed, progress=False)
     figures = _colours(Translator.load(run, device="cpu"), files, masks)
@@ -82,10 +87,7 @@ def cut_colour_swap(root: Path, seed: int = 0, lr: float = 1e-3, steps: int = CU
     from img2img import Translator, train
 
     root = Path(root)
-    shapes(root / "data" / "A", RED, 16, 0)
-    shapes(root / "data" / "B", BLUE, 16, 1)
-    masks = shapes(root / "test", RED, 6, 2)
-    files = [root / "test" / f"{RED[0]}_{i}.png" for i in range(6)]
+    files, masks = _swap_data(root)
     run = train(unpaired=str(root / "data"), model=kind, out=str(root / "run"), load_size=32, crop_size=32,
                 ngf=8, ndf=8, lr=lr, g_ema=0, max_steps=steps, seed=seed, progress=False)
     figures = _colours(Translator.load(run, device="cpu"), files, masks)

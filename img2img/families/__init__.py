@@ -110,8 +110,8 @@ def holder(cfg: RunConfig, name: str):
 def config_from_dict(d: Any) -> RunConfig:
     """:meth:`RunConfig.from_dict` with the settings class of the family ``d`` names (its
     ``model.kind``; pix2pix when it names none); ConfigError for an unknown kind."""
-    kind = d.get("model", {}).get("kind", names()[0]) if isinstance(d, dict) and \
-        isinstance(d.get("model"), dict) else names()[0]
+    model = d.get("model") if isinstance(d, dict) else None
+    kind = model.get("kind", names()[0]) if isinstance(model, dict) else names()[0]
     return RunConfig.from_dict(d, get(kind).settings)
 
 

@@ -29,7 +29,6 @@ import torch
 import torch.nn as nn
 
 from ..config import ConfigError, FamilySettings, RunConfig, check_int, check_number, setting
-from ..nets import init_weights
 from ..nets.patchnce import PatchHead, patch_nce, sample_places
 from ..nets.resnet import encode, encoder_taps
 from .base import Tensor
@@ -59,7 +58,6 @@ class CUT(UnpairedTranslation):
     settings = CUTSettings
     loss_names = ("D", "G_GAN", "NCE", "NCE_Y", "D_real", "D_fake")
     d_loss_scale = 0.5
-    defaults = {"objective": "lsgan", "norm": "instance", "dropout": 0.0}
 
     # -- configuration and networks ---------------------------------------------------
     @classmethod
@@ -72,12 +70,8 @@ class CUT(UnpairedTranslation):
         if m.input_nc != m.output_nc:
             raise ConfigError(f"{cls.name} runs G's encoder on its own outputs too, so it needs as many input as "
                               f"output channels ({m.input_nc} vs {m.output_nc})")
-        if d.colorization:
-            raise ConfigError("--colorization is for pix2pix (--pairs), not for unpaired training")
         if d.direction != "AtoB":
             raise ConfigError(f"{cls.name} translates A -> B; to learn B -> A, swap the A/ and B/ folders")
-        if d.color == "lab" and m.input_nc != 3:
-            raise ConfigError("--color lab needs 3-channel input and output")
         if d.val_split > 0:
             raise ConfigError(f"{cls.name} translates one way and has no cycle to score unpaired images on: "
                               "validation needs held-out pairs, --val DIR (AB files, or A/ and B/ with matching "
@@ -111,7 +105,6 @@ class CUT(UnpairedTranslation):
         d, m = cfg.data, cfg.model
         if d.val is None:
             return []
-        cls.check_val_pairs(d.val)
         return [holdout.paired(d.val, direction="AtoB", size=m.image_size, gray_target=m.output_nc == 1)]
 
     @classmethod
@@ -141,9 +134,7 @@ class CUT(UnpairedTranslation):
 
     # -- training -----------------------------------------------------------------------
     def __init__(self, cfg: RunConfig):
-        self.cfg = cfg
-        self.G = init_weights(self.build_generator(cfg))
-        self.D = init_weights(self.build_discriminator(cfg))
+        super().__init__(cfg)
         self.taps = encoder_taps(self.G["net"])
 
     def generate(self, batch: dict, G: nn.Module | None = None) -> dict[str, Tensor]:

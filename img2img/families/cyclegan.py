@@ -19,14 +19,13 @@ them (Shrivastava et al.), half of the time an older one.  Trains on ``--unpaire
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-import math
-from dataclasses import dataclass
 
 from ..config import MAX_POOL, ConfigError, FamilySettings, RunConfig, check_int, check_number, setting
 from .base import Tensor
@@ -56,23 +55,18 @@ class CycleGAN(UnpairedTranslation):
     settings = CycleGANSettings
     loss_names = ("D_A", "D_B", "G_A", "G_B", "cycle", "idt", "D_real", "D_fake")
     d_loss_scale = 0.5
-    defaults = {"objective": "lsgan", "norm": "instance", "dropout": 0.0}
 
     # -- configuration and networks ---------------------------------------------------
     @classmethod
     def check(cls, cfg: RunConfig) -> None:
         super().check(cfg)
         m, d, t = cfg.model, cfg.data, cfg.family
-        if d.colorization:
-            raise ConfigError("--colorization is for pix2pix (--pairs), not for unpaired training")
         if d.direction != "AtoB":
             raise ConfigError("CycleGAN trains both directions at once; drop --direction (translate and "
                               "export pick one with their own --direction)")
         if t.lambda_identity > 0 and m.input_nc != m.output_nc:
             raise ConfigError(f"the identity loss needs as many input as output channels ({m.input_nc} vs "
                               f"{m.output_nc}); use --lambda-identity 0")
-        if d.color == "lab" and (m.input_nc != 3 or m.output_nc != 3):
-            raise ConfigError("--color lab needs 3-channel input and output")
 
     @classmethod
     def build_generator(cls, cfg: RunConfig) -> nn.Module:

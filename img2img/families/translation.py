@@ -156,6 +156,16 @@ class Translation(Family):
 
 class UnpairedTranslation(Translation):
     data = "unpaired"
+    defaults = {"objective": "lsgan", "norm": "instance", "dropout": 0.0}     # as in the CycleGAN and CUT papers
+
+    @classmethod
+    def check(cls, cfg: RunConfig) -> None:
+        super().check(cfg)
+        m, d = cfg.model, cfg.data
+        if d.colorization:
+            raise ConfigError("--colorization is for pix2pix (--pairs), not for unpaired training")
+        if d.color == "lab" and (m.input_nc != 3 or m.output_nc != 3):
+            raise ConfigError("--color lab needs 3-channel input and output")
 
     @classmethod
     def default_netG(cls, cfg: RunConfig) -> str:
