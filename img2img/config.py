@@ -34,7 +34,7 @@ from .files import atomic_write_text
 # (Model kinds are the family registry's: img2img.families.names().)
 DATA_SOURCES = {"pairs": "DIR", "images": "DIR_OR_IDX_FILE", "unpaired": "DIR"}   # DataConfig fields naming training data
 GENERATORS = ("unet", "resnet9", "resnet6")        # image-to-image generators (--netG)
-DISCRIMINATORS = ("patch", "nlayers", "pixel")     # image discriminators (--netD): 70x70, N-layer, 1x1 PatchGAN
+DISCRIMINATORS = ("patch", "nlayers", "pixel", "multiscale")   # --netD: 70x70, N-layer, 1x1 PatchGAN; N scales
 NORMS = ("batch", "instance", "none")
 OBJECTIVES = ("nonsat", "minimax", "lsgan", "hinge", "wgan-gp")
 COLORS = ("rgb", "lab")
@@ -188,7 +188,8 @@ class ModelConfig:
     netG: str = setting("unet", "image generator: unet (pix2pix), resnet9 / resnet6 (9 or 6 residual blocks; "
                                 "cyclegan: resnet9 at 256, resnet6 below)", choices=GENERATORS)
     netD: str = setting("patch", "image discriminator: patch (70x70 PatchGAN), nlayers (PatchGAN with "
-                                 "--n-layers-d), pixel (1x1)", choices=DISCRIMINATORS)
+                                 "--n-layers-d), pixel (1x1), multiscale (--num-d PatchGANs at 1, 1/2, ... "
+                                 "scale)", choices=DISCRIMINATORS)
     norm: str = setting("batch", "normalisation in G and D", choices=NORMS)
 
     def validate(self) -> None:

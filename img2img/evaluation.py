@@ -9,10 +9,13 @@ a 256 model) and compared as RGB in [0, 1]:
 * ``psnr`` -- kornia's PSNR in dB with max value 1 (higher is better; an exact
   match is capped at 100 dB so the JSON stays finite);
 * ``ssim`` -- kornia's SSIM, 11x11 Gaussian window, averaged over the image
-  and the channels (higher is better, 1 is identical).
+  and the channels (higher is better, 1 is identical);
+* ``texture`` -- the output's :func:`img2img.metrics.texture`: power at the harmonics of 2-, 4-
+  and 8-pixel periods relative to the power around them (a periodic up-sampling grid, the
+  "quilt", raises it; ``texture_target`` is the targets' figure for comparison).
 
 The means are plain averages of the per-pair figures.  The folder ``out``
-receives ``results.json`` (``l1``, ``psnr``, ``ssim`` means and one entry per
+receives ``results.json`` (``l1``, ``psnr``, ``ssim``, ``texture``, ``texture_target`` means and one entry per
 pair under ``pairs``), ``index.html`` (one row per pair: input, output and
 target thumbnails with the three figures; the means at the top) and the
 thumbnails under ``images/``.
@@ -41,7 +44,7 @@ from .data.holdout import HeldOut
 from .data.io import DataError
 from .data.loader import SafeItems, make_loader
 from .files import atomic_write_text, check_output, printable, save_image
-from .metrics import METRICS
+from .metrics import METRICS, texture
 from .scoring import score
 from .translate import Translator, check_inference_options
 
@@ -107,7 +110,7 @@ def evaluate(model: str | Path | Translator, pairs: str | Path, out: str | Path,
                            [to_float(it["target"].numpy()) for it in good], tr.size, held.gray_target)
             for it, s in zip(good, scored):
                 name = held.names[it["index"]]
-                entry = {"name": name, **{k: s[k] for k in METRICS}}
+                entry = {"name": name, **{k: s[k] for k in METRICS}, "texture_target": texture(s["target"])}
                 stem = Path(name).with_suffix("")
                 for k in ("input", "output", "target"):
                     rel = Path("images") / f"{stem}_{k}.png"
@@ -123,6 +126,7 @@ def evaluate(model: str | Path | Translator, pairs: str | Path, out: str | Path,
         "model": tr.source, "backend": tr.backend.name, "data": str(pairs), "direction": direction,
         "policy": tr.policy, "size": tr.size, "count": len(entries),
         **{k: float(np.mean([e[k] for e in entries])) for k in METRICS},
+        "texture_target": float(np.mean([e["texture_target"] for e in entries])),
         "seconds": round(time.monotonic() - start, 3),
         "skipped": skipped, "pairs": entries,
     }
@@ -154,7 +158,7 @@ def render_html(results: dict, title: str | None = None) -> str:
     rows = "\n".join(
         f"<tr><td class=name>{esc(e['name'])}</td><td>{img(e['input'])}</td><td>{img(e['output'])}</td>"
         f"<td>{img(e['target'])}</td><td class=num>{e['l1']:.4f}</td><td class=num>{e['psnr']:.2f}</td>"
-        f"<td class=num>{e['ssim']:.4f}</td></tr>" for e in results["pairs"])
+        f"<td class=num>{e['ssim']:.4f}</td><td class=num>{e['texture']:.2f}</td></tr>" for e in results["pairs"])
     skipped = ""
     if results["skipped"]:
         items = "".join(f"<li>{esc(s)}</li>" for s in results["skipped"])
@@ -173,14 +177,17 @@ img {{ image-rendering: auto; display: block; }}
 <h1>{esc(title)}</h1>
 <p>model <code>{esc(str(results['model']))}</code> ({esc(results['backend'])}), data <code>{esc(results['data'])}</code>,
 direction {esc(results['direction'])}, policy {esc(results['policy'])}; {results['count']} pair(s) compared at
-{results['size']}&times;{results['size']} as RGB in [0, 1]; PSNR and SSIM from kornia.</p>
-<table class=means><tr><th>mean L1 &darr;</th><th>mean PSNR (dB) &uarr;</th><th>mean SSIM &uarr;</th></tr>
+{results['size']}&times;{results['size']} as RGB in [0, 1]; PSNR and SSIM from kornia. Texture: the outputs'
+power at the harmonics of 2-, 4- and 8-pixel periods relative to the power around them (a periodic
+up-sampling grid raises it; the targets score {results['texture_target']:.2f}).</p>
+<table class=means><tr><th>mean L1 &darr;</th><th>mean PSNR (dB) &uarr;</th><th>mean SSIM &uarr;</th>
+<th>texture (targets {results['texture_target']:.2f})</th></tr>
 <tr><td class=num>{results['l1']:.4f}</td><td class=num>{results['psnr']:.2f}</td>
-<td class=num>{results['ssim']:.4f}</td></tr></table>
+<td class=num>{results['ssim']:.4f}</td><td class=num>{results['texture']:.2f}</td></tr></table>
 {skipped}
 <table>
 <tr><th>pair</th><th>input</th><th>output</th><th>target</th><th class=num>L1</th><th class=num>PSNR</th>
-<th class=num>SSIM</th></tr>
+<th class=num>SSIM</th><th class=num>texture</th></tr>
 {rows}
 </table>
 </body></html>

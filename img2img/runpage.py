@@ -66,7 +66,7 @@ def _validation_table(rows: list[dict], by: str) -> str:
         star = " &#9733; best.pt" if r is best else ""
         body.append(f"<tr{mark}><td class=num>{r['step']}</td><td class=num>{r.get('epoch', '')}</td>"
                     + num(r["val_l1"], ".4f") + "".join(num(r.get(f"val_{k}_l1"), ".4f") for k in labels)
-                    + num(r["val_psnr"], ".2f") + num(r["val_ssim"], ".4f")
+                    + num(r["val_psnr"], ".2f") + num(r["val_ssim"], ".4f") + num(r.get("val_texture"), ".2f")
                     + f"<td class=num>{r.get('val_count', '')}</td>"
                     f"<td class=num>{r.get('val_seconds', 0):.1f}</td><td>{star}</td></tr>")
     arrow = {"min": "&darr;", "max": "&uarr;"}
@@ -74,7 +74,7 @@ def _validation_table(rows: list[dict], by: str) -> str:
     l1 = f"L1{' (mean)' if labels else ''} {arrow[VAL_METRICS['l1']]}"
     return f"""<table class=val>
 <tr><th>step</th><th>epoch</th><th>{l1}</th>{per_set}<th>PSNR (dB) {arrow[VAL_METRICS['psnr']]}</th>
-<th>SSIM {arrow[VAL_METRICS['ssim']]}</th><th>outputs scored</th><th>seconds</th><th></th></tr>
+<th>SSIM {arrow[VAL_METRICS['ssim']]}</th><th title="power at the harmonics of 2-, 4- and 8-pixel periods relative to the power around them; about 1 without a periodic up-sampling grid">texture</th><th>outputs scored</th><th>seconds</th><th></th></tr>
 {''.join(body)}
 </table>"""
 

@@ -121,7 +121,7 @@ def test_every_family_trains_one_step_through_the_generic_interface(kind, tmp_pa
     (name, D, real_in, fake_in), = model.d_terms(batch, fakes)
     assert D(real_in).shape == D(fake_in).shape
     adversarial, extra = model.g_terms(batch, fakes)
-    loss = sum(D(x).mean() for _, D, x in adversarial) + sum(extra.values())
+    loss = sum(D(x).mean() for _, D, x, *_real in adversarial) + sum(extra.values())
     loss.backward()
     assert all(p.grad is not None for p in model.G.parameters())
     cols = model.display(model.preview_batch(ds), model.generate(model.preview_batch(ds)))

@@ -68,6 +68,11 @@ A new family provides:
 * ``g_terms(batch, fakes)`` -- ``(adversarial, extra)``: a list of
   ``(log name, D module, fake input)`` scored with the generator's objective,
   and a dict of extra loss terms already weighted (pix2pix: ``{"G_L1": λ·L1}``).
+  An entry may add a fourth item, the real input D compares it with: where the
+  instance's ``lambda_feat`` is above 0 the trainer then adds ``G_feat``, that
+  weight times the L1 between D's features on the two (pix2pixHD's feature matching;
+  D then needs ``features(x)``, as :mod:`img2img.nets.patchgan`'s have).  D's output may be a
+  list of logit maps (a multi-scale D): the objective is averaged over them.
 * ``preview_batch(dataset)`` -- the fixed inputs of the sample grids;
   ``display(batch, fakes)`` -- the grid's columns as RGB (N, 3, H, W) in [0, 1];
   ``prepare_eval(G)`` -- the generator as it runs for samples and model.pt.
@@ -101,6 +106,7 @@ class Family:
     io_names: ClassVar[tuple[str, str]] = ("image", "output")
     inference_note: ClassVar[str] = "dropout off"
     validates: ClassVar[bool] = False
+    lambda_feat: float = 0.0          # weight of D feature matching (the translation families: --lambda-feat)
 
     # -- configuration and networks ---------------------------------------------------
     @classmethod

@@ -28,17 +28,17 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ..config import ConfigError, FamilySettings, RunConfig, check_int, check_number, setting
+from ..config import ConfigError, RunConfig, check_int, check_number, setting
 from ..nets.patchnce import PatchHead, patch_nce, sample_places
 from ..nets.resnet import encode, encoder_taps
 from .base import Tensor
-from .translation import UnpairedTranslation
+from .translation import TranslationSettings, UnpairedTranslation
 
 MAX_PATCHES = 65536            # places per layer (a 256² map has 65,536)
 
 
 @dataclass
-class CUTSettings(FamilySettings):
+class CUTSettings(TranslationSettings):
     lambda_nce: float = setting(1.0, "λ_X, weight of PatchNCE between a and G(a)", metavar='L')
     lambda_nce_idt: float = setting(1.0, "λ_Y, weight of the identity PatchNCE between b and G(b) (0: off)",
                                     metavar='L')
@@ -56,7 +56,7 @@ class CUTSettings(FamilySettings):
 class CUT(UnpairedTranslation):
     name = "cut"
     settings = CUTSettings
-    loss_names = ("D", "G_GAN", "NCE", "NCE_Y", "D_real", "D_fake")
+    loss_names = ("D", "G_GAN", "NCE", "NCE_Y", "G_feat", "D_real", "D_fake")
     d_loss_scale = 0.5
 
     # -- configuration and networks ---------------------------------------------------
@@ -166,7 +166,7 @@ class CUT(UnpairedTranslation):
             extra["NCE"] = f.lambda_nce * self.nce(batch["A"], fakes["fake_B"])
         if "idt_B" in fakes:
             extra["NCE_Y"] = f.lambda_nce_idt * self.nce(batch["B"], fakes["idt_B"])
-        return [("G_GAN", self.D, fakes["fake_B"])], extra
+        return [("G_GAN", self.D, fakes["fake_B"], batch["B"])], extra
 
     def display(self, batch: dict, fakes: dict[str, Tensor]) -> list[Tensor]:
         """Columns: real A | G(A) | real B, and G(B) with identity PatchNCE."""

@@ -27,15 +27,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import MAX_POOL, ConfigError, FamilySettings, RunConfig, check_int, check_number, setting
+from ..config import MAX_POOL, ConfigError, RunConfig, check_int, check_number, setting
 from .base import Tensor
-from .translation import UnpairedTranslation
+from .translation import TranslationSettings, UnpairedTranslation
 
 KEYS = {"AtoB": "A", "BtoA": "B"}          # direction -> the generator that translates it
 
 
 @dataclass
-class CycleGANSettings(FamilySettings):
+class CycleGANSettings(TranslationSettings):
     lambda_cycle: float = setting(10.0, "weight of each cycle-consistency L1 term", metavar='L')
     lambda_identity: float = setting(0.5, "identity loss weight, as a fraction of --lambda-cycle (0: off)",
                                      metavar='F')
@@ -53,7 +53,7 @@ class CycleGANSettings(FamilySettings):
 class CycleGAN(UnpairedTranslation):
     name = "cyclegan"
     settings = CycleGANSettings
-    loss_names = ("D_A", "D_B", "G_A", "G_B", "cycle", "idt", "D_real", "D_fake")
+    loss_names = ("D_A", "D_B", "G_A", "G_B", "cycle", "idt", "G_feat", "D_real", "D_fake")
     d_loss_scale = 0.5
 
     # -- configuration and networks ---------------------------------------------------
@@ -171,7 +171,7 @@ class CycleGAN(UnpairedTranslation):
         if "idt_B" in fakes:
             extra["idt"] = t.lambda_cycle * t.lambda_identity * (F.l1_loss(fakes["idt_B"].float(), B)
                                                                  + F.l1_loss(fakes["idt_A"].float(), A))
-        return [("G_A", self.D["A"], fakes["fake_B"]), ("G_B", self.D["B"], fakes["fake_A"])], extra
+        return [("G_A", self.D["A"], fakes["fake_B"], B), ("G_B", self.D["B"], fakes["fake_A"], A)], extra
 
     def display(self, batch: dict, fakes: dict[str, Tensor]) -> list[Tensor]:
         """Columns: real | translated | reconstructed; rows: the A images (real A, fake B, rec A), then

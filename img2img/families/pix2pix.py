@@ -16,15 +16,15 @@ import torch.nn.functional as F
 
 from dataclasses import dataclass
 
-from ..config import ConfigError, FamilySettings, RunConfig, check_number, setting
+from ..config import ConfigError, RunConfig, check_number, setting
 from ..nets import init_weights
 from ..nets.init import init_upsampling_evenly
 from .base import Tensor
-from .translation import Translation
+from .translation import Translation, TranslationSettings
 
 
 @dataclass
-class Pix2PixSettings(FamilySettings):
+class Pix2PixSettings(TranslationSettings):
     lambda_l1: float = setting(100.0, "weight of the L1 term", metavar='L')
 
     def validate(self) -> None:
@@ -36,7 +36,7 @@ class Pix2Pix(Translation):
     name = "pix2pix"
     settings = Pix2PixSettings
     data = "pairs"
-    loss_names = ("D", "G_GAN", "G_L1", "D_real", "D_fake")
+    loss_names = ("D", "G_GAN", "G_L1", "G_feat", "D_real", "D_fake")
     d_loss_scale = 0.5
 
     # -- configuration and networks ---------------------------------------------------
@@ -140,7 +140,8 @@ class Pix2Pix(Translation):
     def g_terms(self, batch: dict, fake: Tensor):
         lam = self.cfg.family.lambda_l1
         extra = {"G_L1": lam * F.l1_loss(fake.float(), batch["B"])} if lam > 0 else {}
-        return [("G_GAN", self.D, torch.cat([batch["A"], fake], 1))], extra
+        A = batch["A"]
+        return [("G_GAN", self.D, torch.cat([A, fake], 1), torch.cat([A, batch["B"]], 1))], extra
 
     def display(self, batch: dict, fake: Tensor) -> list[Tensor]:
         """Columns of the sample grid: input | output | target, as RGB in [0, 1]."""

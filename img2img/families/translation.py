@@ -6,21 +6,50 @@ trained on ``--unpaired`` share (CycleGAN, CUT): the data set and ResNet generat
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import torch
 import torch.nn as nn
 
 from .. import color as colorlib
-from ..config import ConfigError, RunConfig
+from ..config import ConfigError, FamilySettings, RunConfig, check_int, check_number, setting
 from ..data.io import DataError
-from ..nets import PatchDiscriminator, PixelDiscriminator, ResnetGenerator, UNetGenerator
+from ..nets import MultiscaleDiscriminator, PatchDiscriminator, PixelDiscriminator, ResnetGenerator, UNetGenerator
 from ..nets.smallconv import use_matmul_convs
+from ..nets.upsample import UPSAMPLING
 from .base import Family, Tensor
 from .wrappers import PadToMultiple, RGBGenerator
 
 RESNET_BLOCKS = {"resnet9": 9, "resnet6": 6}
+MAX_SCALES = 6
+DEFAULT_SCALES = 2           # pix2pixHD's default
+
+
+@dataclass
+class TranslationSettings(FamilySettings):
+    """The settings of every image-to-image family (each one's own settings class adds to these)."""
+    num_d: int | None = setting(None, f"--netD multiscale: how many PatchGANs, at 1, 1/2, 1/4 ... scale (default "
+                                      f"{DEFAULT_SCALES})", metavar='N', section="model")
+    lambda_feat: float = setting(0.0, "weight of the discriminator feature-matching L1 between real and generated "
+                                      "inputs (pix2pixHD uses 10; 0: off)", metavar='L')
+    upsample: str = setting("convtranspose", "the decoder's 2x up-sampling: convtranspose (the papers'), resize-conv "
+                                             "(nearest 2x + 3x3 conv), pixelshuffle (ICNR-initialised)",
+                            choices=UPSAMPLING, section="model")
+    d_antialias: bool = setting(False, "blur (3x3 binomial) before each strided convolution of D",
+                                section="model")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.num_d is not None:
+            check_int("num-d", self.num_d, 1, MAX_SCALES)
+        check_number("lambda-feat", self.lambda_feat, 0.0, math.inf, why=" (0: off)")
+        if self.upsample not in UPSAMPLING:
+            raise ConfigError(f"upsample must be one of {', '.join(UPSAMPLING)}, got {self.upsample!r}")
 
 
 class Translation(Family):
+    settings = TranslationSettings
     conditional = True
     validates = True
     size_flag = "--crop-size"
@@ -55,12 +84,22 @@ class Translation(Family):
         elif m.image_size % 4:
             raise ConfigError(f"image size {m.image_size} is not a multiple of 4, which the {m.netG} generator "
                               f"needs; use --crop-size {4 * max(1, round(m.image_size / 4))}")
-        if m.netD != "pixel" and m.image_size // 2 ** m.d_layers < 3:
+        f = cfg.family
+        if f.num_d is not None and m.netD != "multiscale":
+            raise ConfigError(f"--num-d is the number of scales of --netD multiscale, not of --netD {m.netD}")
+        scales = cls.scales(cfg)
+        smallest = math.ceil(m.image_size / 2 ** (scales - 1))      # 3x3 average pooling, stride 2, padding 1
+        if m.netD != "pixel" and smallest // 2 ** m.d_layers < 3:
             # PatchGAN: d_layers halvings, then two 4x4 convs that take 1 pixel each
+            if scales > 1 and m.image_size // 2 ** m.d_layers >= 3:
+                raise ConfigError(f"--num-d {scales} is too many for {m.image_size}x{m.image_size} images with "
+                                  f"d-layers {m.d_layers}: the coarsest PatchGAN would see {smallest}x{smallest}")
             most = max((k for k in range(1, m.d_layers) if m.image_size // 2 ** k >= 3), default=0)
             raise ConfigError(f"d-layers {m.d_layers} is too many for {m.image_size}x{m.image_size} images: the "
                               f"PatchGAN needs at least 3x3 left after its strided layers "
                               + (f"(at most {most} here)" if most else "(use a larger image size)"))
+        if f.d_antialias and m.netD == "pixel":
+            raise ConfigError("--d-antialias is for the PatchGANs; the 1x1 --netD pixel has no strided convolution")
         if not cfg.data.colorization and (m.input_nc not in (1, 3) or m.output_nc not in (1, 3)):
             raise ConfigError(f"{cls.name} works on gray (1) or RGB (3) channels, got input-nc {m.input_nc}, "
                               f"output-nc {m.output_nc}")
@@ -69,24 +108,38 @@ class Translation(Family):
     @classmethod
     def generator(cls, cfg: RunConfig, input_nc: int, output_nc: int) -> nn.Module:
         """The ``--netG`` network from input_nc to output_nc channels."""
-        m = cfg.model
+        m, up = cfg.model, cfg.family.upsample
         if m.netG == "unet":
-            G = UNetGenerator(input_nc, output_nc, m.ngf, m.depth, m.dropout, norm=m.norm)
+            G = UNetGenerator(input_nc, output_nc, m.ngf, m.depth, m.dropout, norm=m.norm, upsample=up)
             return use_matmul_convs(G) if cfg.train.cpu_matmul else G
-        return ResnetGenerator(input_nc, output_nc, m.ngf, RESNET_BLOCKS[m.netG], m.norm, m.dropout)
+        return ResnetGenerator(input_nc, output_nc, m.ngf, RESNET_BLOCKS[m.netG], m.norm, m.dropout, upsample=up)
+
+    @classmethod
+    def scales(cls, cfg: RunConfig) -> int:
+        """How many scales the discriminator judges (1 unless ``--netD multiscale``)."""
+        if cfg.model.netD != "multiscale":
+            return 1
+        return cfg.family.num_d if cfg.family.num_d is not None else DEFAULT_SCALES
 
     @classmethod
     def discriminator(cls, cfg: RunConfig, input_nc: int) -> nn.Module:
         """The ``--netD`` network on input_nc channels: patch = nlayers = PatchGAN with d_layers
-        strided layers (3: 70x70 patches), pixel = 1x1 PatchGAN."""
-        m = cfg.model
+        strided layers (3: 70x70 patches), pixel = 1x1 PatchGAN, multiscale = ``--num-d`` PatchGANs."""
+        m, f = cfg.model, cfg.family
         if m.netD == "pixel":
             return PixelDiscriminator(input_nc, m.ndf, m.norm)
-        return PatchDiscriminator(input_nc, m.ndf, m.d_layers, m.norm)
+        if m.netD == "multiscale":
+            return MultiscaleDiscriminator(input_nc, m.ndf, m.d_layers, m.norm, cls.scales(cfg), f.d_antialias)
+        return PatchDiscriminator(input_nc, m.ndf, m.d_layers, m.norm, f.d_antialias)
 
     @classmethod
     def size_multiple(cls, cfg: RunConfig) -> int:
         return 2 ** cfg.model.depth if cfg.model.netG == "unet" else 4
+
+    @property
+    def lambda_feat(self) -> float:
+        """The weight of D feature matching (``--lambda-feat``; the trainer adds the term)."""
+        return self.cfg.family.lambda_feat
 
     # -- using a trained generator ----------------------------------------------------
     @classmethod

@@ -71,12 +71,29 @@ def wgan_g(fake: Tensor) -> Tensor:
     return -fake.mean()
 
 
+def per_scale(fn: Callable[..., Tensor], *outputs) -> Tensor:
+    """``fn`` on D's outputs (as float); a multi-scale D gives lists of logit maps, one per scale:
+    then the mean of ``fn`` over the scales (so one scale weighs what a single D does)."""
+    if isinstance(outputs[0], (list, tuple)):
+        return sum(fn(*(o.float() for o in each)) for each in zip(*outputs)) / len(outputs[0])
+    return fn(*(o.float() for o in outputs))
+
+
+def detached(outputs):
+    """D's outputs (a tensor, or a multi-scale D's list) cut from the graph, as float."""
+    if isinstance(outputs, (list, tuple)):
+        return [o.detach().float() for o in outputs]
+    return outputs.detach().float()
+
+
 def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> Tensor:
-    """E[(||grad_x critic(x)||_2 - 1)^2] at random interpolates of real and fake inputs."""
+    """E[(||grad_x critic(x)||_2 - 1)^2] at random interpolates of real and fake inputs (a
+    multi-scale critic: the gradient of the sum of its scales' scores)."""
     eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
     x = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
     out = critic(x)
-    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+    total = sum(o.sum() for o in out) if isinstance(out, (list, tuple)) else out.sum()
+    (grad,) = torch.autograd.grad(total, x, create_graph=True)
     return (grad.flatten(1).norm(2, dim=1) - 1.0).pow(2).mean()
 
 
@@ -98,5 +115,8 @@ def get(name: str) -> tuple[Callable, Callable]:
 
 
 def d_probability(logits: Tensor, objective: str) -> Tensor:
-    """What classic GAN code prints as D(x): sigmoid(logit) for the BCE objectives, the raw score otherwise."""
+    """What classic GAN code prints as D(x): sigmoid(logit) for the BCE objectives, the raw score otherwise
+    (a multi-scale D: the mean over its scales)."""
+    if isinstance(logits, (list, tuple)):
+        return sum(d_probability(x.float(), objective) for x in logits) / len(logits)
     return torch.sigmoid(logits).mean() if objective in ("nonsat", "minimax") else logits.mean()

@@ -49,6 +49,7 @@ from ..checkpoint import CheckpointError
 from ..config import RunConfig
 from ..device import amp_dtype, resolve_device
 from ..files import printable
+from ..nets.patchgan import feature_matching
 from . import distributed, monitor, objectives
 from .ema import EMAMeters, WeightEMA
 from .outputs import RunOutputs
@@ -163,7 +164,7 @@ class Trainer(TrainingState):
                     real_in = real_in + noise * torch.randn_like(real_in)
                     fake_in = fake_in + noise * torch.randn_like(fake_in)
                 d_real, d_fake = D(real_in), D(fake_in)
-                loss = self.d_loss_fn(d_real.float(), d_fake.float())
+                loss = objectives.per_scale(self.d_loss_fn, d_real, d_fake)
                 if t.objective == "wgan-gp":
                     gp = objectives.gradient_penalty(D, real_in, fake_in)
                     loss = loss + t.gp_weight * gp
@@ -171,8 +172,8 @@ class Trainer(TrainingState):
                 loss = loss * m.d_loss_scale
                 logs[name] = loss.item()
                 loss_d = loss_d + loss
-                p_real.append(objectives.d_probability(d_real.detach().float(), t.objective).item())
-                p_fake.append(objectives.d_probability(d_fake.detach().float(), t.objective).item())
+                p_real.append(objectives.d_probability(objectives.detached(d_real), t.objective).item())
+                p_fake.append(objectives.d_probability(objectives.detached(d_fake), t.objective).item())
         self.opt_d.zero_grad(set_to_none=True)
         scaler.scale(loss_d).backward()
         distributed.average_gradients(self.D)
@@ -186,8 +187,20 @@ class Trainer(TrainingState):
             with self._autocast():
                 adversarial, extra = m.g_terms(batch, fakes)
                 if noise > 0:
-                    adversarial = [(name, D, x + noise * torch.randn_like(x)) for name, D, x in adversarial]
-                gan = {name: self.g_loss_fn(D(fake_in).float()) for name, D, fake_in in adversarial}
+                    adversarial = [(name, D, x + noise * torch.randn_like(x), *real) for name, D, x, *real in adversarial]
+                gan, matched = {}, []
+                for name, D, fake_in, *real in adversarial:
+                    if real and m.lambda_feat > 0:       # feature matching (pix2pixHD): D's features on real as targets
+                        feats = D.features(fake_in)
+                        with torch.no_grad():
+                            targets = D.features(real[0])
+                        matched.append(feature_matching(feats, targets))
+                        out = [f[-1] for f in feats] if isinstance(feats[0], list) else feats[-1]
+                    else:
+                        out = D(fake_in)
+                    gan[name] = objectives.per_scale(self.g_loss_fn, out)
+                if matched:
+                    extra = {**extra, "G_feat": m.lambda_feat * sum(matched)}
                 loss_g = sum(gan.values()) + sum(extra.values())
             self.opt_g.zero_grad(set_to_none=True)
             scaler.scale(loss_g).backward()

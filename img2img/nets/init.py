@@ -14,6 +14,9 @@ def init_weights(module: nn.Module, std: float = 0.02) -> nn.Module:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.normal_(m.weight, 1.0, std)
             nn.init.zeros_(m.bias)
+    for m in module.modules():
+        if hasattr(m, "icnr_"):              # sub-pixel up-sampling: phases start identical (ICNR)
+            m.icnr_(std)
     return module
 
 

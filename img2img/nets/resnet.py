@@ -9,7 +9,8 @@ In the papers' notation, with ngf = 64 and N residual blocks::
 * dk: 3x3 convolution, stride 2 (halves the size), normalisation, ReLU;
 * Rk: residual block, two 3x3 convolutions with reflection padding and
   normalisation (ReLU between them, optional dropout), added to its input;
-* uk: 3x3 transposed convolution, stride 2 (doubles the size), normalisation, ReLU.
+* uk: 3x3 transposed convolution, stride 2 (doubles the size), normalisation, ReLU (or another
+  ``upsample``: :mod:`img2img.nets.upsample`).
 
 N = 9 for 256x256 images (11.4M parameters with instance norm), 6 for 128x128.
 Input sides must be multiples of 4 (two halvings).
@@ -20,6 +21,7 @@ import torch
 import torch.nn as nn
 
 from .norm import conv_bias, norm_layer
+from .upsample import up
 
 
 def _block(conv: nn.Module, norm: str, channels: int, act: nn.Module | None) -> list[nn.Module]:
@@ -46,7 +48,7 @@ class ResnetGenerator(nn.Module):
     """(N, input_nc, H, W) in [-1, 1] -> (N, output_nc, H, W) in [-1, 1]; H, W multiples of 4."""
 
     def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, n_blocks: int = 9,
-                 norm: str = "instance", dropout: float = 0.0):
+                 norm: str = "instance", dropout: float = 0.0, upsample: str = "convtranspose"):
         super().__init__()
         bias = conv_bias(norm)
         layers: list[nn.Module] = [nn.ReflectionPad2d(3),
@@ -57,8 +59,7 @@ class ResnetGenerator(nn.Module):
             ch *= 2
         layers += [ResidualBlock(ch, norm, dropout) for _ in range(n_blocks)]
         for _ in range(2):                                          # u128, u64
-            layers += _block(nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
-                             norm, ch // 2, nn.ReLU(True))
+            layers += _block(up(upsample, ch, ch // 2, 3, bias), norm, ch // 2, nn.ReLU(True))
             ch //= 2
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ch, output_nc, 7), nn.Tanh()]
         self.net = nn.Sequential(*layers)

@@ -5,7 +5,8 @@ innermost level), each level after the first preceded by LeakyReLU(0.2).
 Decoder level i: ReLU, ConvTranspose 4x4 stride 2, BatchNorm (Tanh instead on
 the outermost level), dropout 0.5 on the three innermost levels; its output
 is concatenated with the encoder output of the level above (the skip).
-``norm="instance"`` or ``"none"`` replaces the BatchNorms (convolutions then have biases).
+``norm="instance"`` or ``"none"`` replaces the BatchNorms (convolutions then have biases);
+``upsample`` replaces the transposed convolutions (:mod:`img2img.nets.upsample`).
 
 Shapes for depth 8, ngf 64 and a (N, 3, 256, 256) input::
 
@@ -19,11 +20,13 @@ import torch
 import torch.nn as nn
 
 from .norm import conv_bias, norm_layer
+from .upsample import up
 
 
 class UNetGenerator(nn.Module):
     def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, depth: int = 8,
-                 dropout: float = 0.5, norm_stats: str = "sample", norm: str = "batch"):
+                 dropout: float = 0.5, norm_stats: str = "sample", norm: str = "batch",
+                 upsample: str = "convtranspose"):
         super().__init__()
         if depth < 2:
             raise ValueError("U-Net depth must be at least 2")
@@ -46,10 +49,9 @@ class UNetGenerator(nn.Module):
         for i in reversed(range(depth)):                    # innermost first
             in_c = ch[i] if i == depth - 1 else 2 * ch[i]
             if i == 0:
-                layers = [nn.ReLU(inplace=True), nn.ConvTranspose2d(in_c, output_nc, 4, 2, 1), nn.Tanh()]
+                layers = [nn.ReLU(inplace=True), up(upsample, in_c, output_nc, 4), nn.Tanh()]
             else:
-                layers = [nn.ReLU(inplace=True), *normed(nn.ConvTranspose2d(in_c, ch[i - 1], 4, 2, 1, bias=bias),
-                                                           ch[i - 1])]
+                layers = [nn.ReLU(inplace=True), *normed(up(upsample, in_c, ch[i - 1], 4, bias), ch[i - 1])]
                 if dropout > 0 and i >= depth - 3:
                     layers.append(nn.Dropout(dropout))
             self.up.append(nn.Sequential(*layers))
