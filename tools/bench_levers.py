@@ -15,32 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 from machine import cpu_model  # noqa: E402
-
-
-def run_one(flags: str, args) -> float:
-    first, last = args.steps
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "img2img", "train", "--pairs", args.pairs, "--out", f"{tmp}/run",
-               "--max-steps", str(last), "--no-progress", "--save-every", str(10 ** 9), *args.common,
-               *shlex.split(flags)]
-        p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ})
-        if p.returncode:
-            raise SystemExit(f"{flags!r}: {p.stderr.strip()[-2000:]}")
-        rows = {r["step"]: r for r in map(json.loads, Path(f"{tmp}/run/log.jsonl").read_text().splitlines())
-                if "time" in r and "step" in r}
-    return (rows[last]["time"] - rows[first]["time"]) / (last - first)
+from train_timing import median_table, time_training  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -58,19 +41,18 @@ def main(argv=None) -> int:
     rows = []
     for r in range(args.rounds):
         for name, flags in sets.items():
-            rows.append({"name": name, "flags": flags, "round": r, "s_per_step": run_one(flags, args)})
+            flagged = ["--pairs", args.pairs, *args.common, *shlex.split(flags)]
+            rows.append({"name": name, "flags": flags, "round": r, **time_training(flagged, *args.steps, name)})
             print(f"round {r} {name:14s} {rows[-1]['s_per_step']:.3f} s/step", flush=True)
     meta = {"cpu": cpu_model(), "capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__,
             "threads": torch.get_num_threads(), "common": args.common, "steps": args.steps,
             "date": time.strftime("%Y-%m-%d")}
     print(f"\n{meta['cpu']} ({meta['capability']}), torch {meta['torch']}, {meta['threads']} threads; "
           f"median of {args.rounds} rounds")
-    summary, base = [], None
-    for name, flags in sets.items():
-        s = statistics.median(x["s_per_step"] for x in rows if x["name"] == name)
-        base = base or s
-        summary.append({"name": name, "flags": flags, "s_per_step": round(s, 4), "vs_first": round(s / base, 3)})
-        print(f"  {name:14s} {s:.3f} s/step  ({s / base:.2f}x)  {flags}")
+    summary = median_table(rows, list(sets))
+    for row, flags in zip(summary, sets.values()):
+        row["flags"] = flags
+        print(f"  {row['name']:14s} {row['s_per_step']:.3f} s/step  ({row['vs_first']:.2f}x)  {flags}")
     if args.json:
         args.json.write_text(json.dumps({**meta, "rows": rows, "summary": summary}, indent=1) + "\n")
     return 0

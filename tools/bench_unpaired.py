@@ -15,43 +15,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 from machine import cpu_model  # noqa: E402
-
-CHILD = """
-import resource, sys, json
-from img2img.cli import main
-rc = main(sys.argv[1:])
-print("PEAK " + json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
-sys.exit(rc)
-"""
+from train_timing import median_table, time_training  # noqa: E402
 
 
 def run_one(model: str, data: str, args) -> dict:
-    first, last = args.steps
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-c", CHILD, "train", "--unpaired", data, "--model", model, "--out", f"{tmp}/run",
-               "--load-size", str(args.load_size), "--crop-size", str(args.crop_size), "--ngf", str(args.ngf),
-               "--max-steps", str(last), "--no-progress", "--epochs", "1000", "--save-every", str(10 ** 9)]
-        t = time.monotonic()
-        p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ})
-        wall = time.monotonic() - t
-        if p.returncode:
-            raise SystemExit(f"{model}: {p.stderr.strip()[-2000:]}")
-        rows = {r["step"]: r for r in map(json.loads, Path(f"{tmp}/run/log.jsonl").read_text().splitlines())
-                if "time" in r and "step" in r}
-    peak_kb = int(next(line for line in p.stdout.splitlines() if line.startswith("PEAK "))[5:])
-    per_step = (rows[last]["time"] - rows[first]["time"]) / (last - first)
-    return {"model": model, "s_per_step": per_step, "peak_rss_mb": peak_kb / 1024, "wall_s": wall}
+    flags = ["--unpaired", data, "--model", model, "--load-size", str(args.load_size), "--crop-size",
+             str(args.crop_size), "--ngf", str(args.ngf), "--epochs", "1000"]
+    return {"model": model, **time_training(flags, *args.steps, model)}
 
 
 def main(argv=None) -> int:
@@ -77,15 +54,10 @@ def main(argv=None) -> int:
             "date": time.strftime("%Y-%m-%d")}
     print(f"\n{meta['cpu']} ({meta['capability']}), torch {meta['torch']}, {meta['threads']} threads; "
           f"{args.crop_size}² crops, ngf {args.ngf}, batch 1, median of {args.rounds} rounds")
-    base = None
-    summary = []
-    for m in args.models:
-        mine = [x for x in rows if x["model"] == m]
-        s = statistics.median(x["s_per_step"] for x in mine)
-        peak = max(x["peak_rss_mb"] for x in mine)
-        base = base or s
-        summary.append({"model": m, "s_per_step": round(s, 4), "peak_rss_mb": round(peak), "vs_first": round(s / base, 3)})
-        print(f"  {m:9s} {s:.3f} s/step  ({s / base:.2f}x {args.models[0]})  peak RSS {peak:.0f} MB")
+    summary = median_table(rows, args.models, key="model")
+    for row in summary:
+        print(f"  {row['model']:9s} {row['s_per_step']:.3f} s/step  ({row['vs_first']:.2f}x {args.models[0]})  "
+              f"peak RSS {row['peak_rss_mb']} MB")
     if args.json:
         args.json.write_text(json.dumps({**meta, "rows": rows, "summary": summary}, indent=1) + "\n")
     return 0
